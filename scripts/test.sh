@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: installs everything (venv, Python packages, Debian's Chromium for the browser
+# test) and runs the suite on small slices of the real data. Slow tests: `scripts/test.sh -m slow`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: chromium missing and not root; the browser test will be skipped" >&2
+  fi
+fi
+export HASHREC_CACHE="${HASHREC_CACHE:-$PWD/.cache}"
+exec .venv/bin/python -m pytest -q "$@"

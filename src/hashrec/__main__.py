@@ -1,0 +1,5 @@
+import sys
+
+from hashrec.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""The Python functions behind each command: `hashrec X` on the command line is `hashrec.api.X` here.
+
+>>> from hashrec import api                                            # doctest: +SKIP
+>>> model = api.train("nb", "data/sample/weibo", out="runs/nb")      # doctest: +SKIP
+>>> api.recommend(model, ["钟南山说疫情可控"], k=3)                      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from hashrec.data import Post, load_split, prepare, read_posts, split_file  # noqa: F401  (re-exported)
+from hashrec.errors import DataError
+from hashrec.metrics import Scores
+from hashrec.models import create
+from hashrec.models.base import Recommender, check_k, check_texts
+
+
+def load(path: str | Path) -> Recommender:
+    """A saved model directory, of any registered kind."""
+    return Recommender.load(path)
+
+
+def _model(model: Recommender | str | Path) -> Recommender:
+    return model if isinstance(model, Recommender) else load(model)
+
+
+def train(model: str, data: str | Path, out: str | Path | None = None, *,
+          params: dict[str, Any] | None = None, resume: bool = False) -> Recommender:
+    """Fit recommender `model` on the split directory `data` (train; dev for selection), score dev, save.
+
+    `params` override the model's defaults (see `hashrec train --model NAME --help-config`).
+    With `out`, the model is saved there; neural models also keep per-epoch checkpoints beside
+    it (`OUT.ckpt/`) and `resume=True` continues from the last one.
+    """
+    rec = create(model, **(params or {}))
+    train_posts = load_split(data, "train")
+    try:
+        dev_posts: list[Post] | None = load_split(data, "dev")
+    except DataError:
+        dev_posts = None
+    rec.trained_on_ = {"data": str(data)}
+    if out is not None:
+        rec.checkpoint_dir = Path(str(out) + ".ckpt")
+    rec.resume = resume
+    rec.fit(train_posts, dev_posts)
+    if dev_posts:
+        rec.metrics_ = {"dev": {f"F1@{k}": s.f1 for k, s in rec.evaluate(dev_posts).items()}}
+    if out is not None:
+        rec.save(out)
+    return rec
+
+
+def evaluate(model: Recommender | str | Path, data: str | Path | Sequence[Post],
+             ks: Sequence[int] = (1, 2, 3, 4, 5)) -> dict[int, Scores]:
+    """Eq. 11 scores of a model on a split file, a split directory (its test split) or posts."""
+    for k in ks:
+        check_k(k)
+    posts = read_posts(data) if isinstance(data, (str, Path)) else list(data)
+    return _model(model).evaluate(posts, ks)
+
+
+def recommend(model: Recommender | str | Path, texts: str | Sequence[str], k: int = 5,
+              explain: bool = False) -> list[dict[str, Any]]:
+    """Per text: `{"text", "hashtags": [{"hashtag", "score"}], "triggers": [{"word", "weight"}]?}`."""
+    rec, texts = _model(model), check_texts(texts)
+    ranked = rec.recommend(texts, k)
+    out = [{"text": t, "hashtags": [{"hashtag": h, "score": s} for h, s in r]} for t, r in zip(texts, ranked)]
+    if explain:
+        for item, triggers in zip(out, rec.explain(texts)):
+            item["triggers"] = [{"word": w, "weight": wt} for w, wt in triggers]
+    return out

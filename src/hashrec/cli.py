@@ -1,0 +1,142 @@
+"""The command line, a thin shell over hashrec.api (fastText's verbs: prepare, train, evaluate, recommend).
+
+Every command prints a clear message and exits 1 on bad input; no traceback reaches the user.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from hashrec import __version__, api
+from hashrec.config import parse_overrides, read_preset
+from hashrec.errors import HashrecError
+from hashrec.metrics import format_table
+from hashrec.models import MODELS
+
+Command = Callable[[argparse.Namespace], None]
+
+
+def _cmd_prepare(a: argparse.Namespace) -> None:
+    counts = api.prepare(a.dataset, a.out, source=a.source, train_size=a.train_size, heldout=a.heldout,
+                         seed=a.seed, **({} if a.source else {
+                             "style": a.hashtag_style, "text_field": a.text_field,
+                             "hashtags_field": a.hashtags_field}))
+    print(f"wrote {a.out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+def _cmd_train(a: argparse.Namespace) -> None:
+    params = {**(read_preset(a.config) if a.config else {}), **parse_overrides(a.set)}
+    if a.base:
+        params["base"] = str(a.base)
+    model = api.train(a.model, a.data, a.out, params=params, resume=a.resume)
+    dev = model.metrics_.get("dev", {})
+    print(f"saved {a.model} to {a.out}" + (f"; dev F1@1 {dev['F1@1']:.4f}" if dev else ""))
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> None:
+    scores = api.evaluate(a.model, a.data, ks=range(1, a.k + 1))
+    if a.json:
+        print(json.dumps({f"{k}": s.as_dict() for k, s in scores.items()}, indent=1))
+    else:
+        print(format_table(scores))
+
+
+def _read_texts(a: argparse.Namespace) -> list[str]:
+    if a.input:
+        f = sys.stdin if a.input == "-" else open(a.input, encoding="utf-8", errors="replace")
+        with f:
+            return [line.rstrip("\r\n") for line in f]
+    if not a.text:
+        raise HashrecError("give posts as arguments or with --input FILE (- for standard input)")
+    return a.text
+
+
+def _cmd_recommend(a: argparse.Namespace) -> None:
+    results = api.recommend(a.model, _read_texts(a), k=a.k, explain=a.explain)
+    for item in results:
+        if a.json:
+            print(json.dumps(item, ensure_ascii=False))
+            continue
+        line = "  ".join(f"#{h['hashtag']} ({h['score']:.3g})" for h in item["hashtags"])
+        if a.explain:
+            line += "\n  triggers: " + " ".join(f"{t['word']}({t['weight']:.2f})" for t in item["triggers"])
+        print(line)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(prog="hashrec", formatter_class=fmt, description=(
+        "Recommend hashtags for microblog posts. Typical run: `hashrec data prepare` a split directory, "
+        "`hashrec train` a model on it, `hashrec evaluate` it (P@k R@k F1@k), `hashrec recommend` for new posts."))
+    p.add_argument("--version", action="version", version=f"hashrec {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="prepare split directories").add_subparsers(dest="data_command", required=True)
+    pr = data.add_parser("prepare", formatter_class=fmt, help="raw posts -> train/dev/test JSON Lines",
+                         description="Make a split directory (train/dev/test.jsonl.gz). DATASET is a known dataset "
+                         "(weibo-covid19, tweeteval, weibo-hashtaggen; give --source) or your own .jsonl/.csv/.txt "
+                         "file (optionally .gz). Known datasets reproduce ../shared/benchmarks exactly.")
+    pr.add_argument("dataset", metavar="DATASET")
+    pr.add_argument("--source", type=Path, help="folder of a known dataset, e.g. ../shared/data/weibo-covid19")
+    pr.add_argument("--out", type=Path, required=True, help="split directory to write")
+    pr.add_argument("--train-size", type=int, help="keep only the first N training posts (weibo: 100000)")
+    pr.add_argument("--heldout", type=int, help="dev and test size each (default: weibo-covid19 10000, else n // 10)")
+    pr.add_argument("--seed", type=int, default=0, help="shuffle seed (0 gives the reference splits)")
+    pr.add_argument("--hashtag-style", choices=["auto", "weibo", "twitter"], default="auto",
+                    help="own files: #topic# (weibo) or #tag (twitter); auto picks weibo for Chinese text")
+    pr.add_argument("--text-field", default="text", help="own files: the text field or column")
+    pr.add_argument("--hashtags-field", default="hashtags",
+                    help="own files: the hashtags field (list in JSONL, ';'-separated in CSV); absent = extract from text")
+    pr.set_defaults(func=_cmd_prepare)
+
+    tr = sub.add_parser("train", formatter_class=fmt, help="train a recommender on a split directory",
+                        description="Train MODEL on DATA/train (DATA/dev selects the best epoch and is scored), "
+                        "save it to OUT. Models: " + ", ".join(MODELS) + ".")
+    tr.add_argument("--model", required=True, choices=list(MODELS), metavar="MODEL", help="one of: " + ", ".join(MODELS))
+    tr.add_argument("--data", type=Path, required=True, help="split directory (train and dev)")
+    tr.add_argument("--out", type=Path, required=True, help="model directory to write")
+    tr.add_argument("--config", type=Path, help="JSON preset of hyperparameters (see configs/)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a hyperparameter, e.g. --set delta=0.7 --set 'windows=(1,2)'")
+    tr.add_argument("--base", type=Path, help="boost: the trained model whose candidates it re-ranks")
+    tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.ckpt/")
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", formatter_class=fmt, help="P@k R@k F1@k of a model (paper Eq. 11)")
+    ev.add_argument("--model", type=Path, required=True, help="model directory")
+    ev.add_argument("--data", type=Path, required=True, help="split file, or split directory (its test split)")
+    ev.add_argument("-k", type=int, default=5, help="report k = 1..K")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    rc = sub.add_parser("recommend", formatter_class=fmt, help="hashtags for new posts")
+    rc.add_argument("text", nargs="*", help="posts (or use --input)")
+    rc.add_argument("--model", type=Path, required=True, help="model directory")
+    rc.add_argument("--input", help="file with one post a line; - reads standard input")
+    rc.add_argument("-k", type=int, default=5, help="hashtags per post")
+    rc.add_argument("--explain", action="store_true", help="also show the trigger words the attention kept")
+    rc.add_argument("--json", action="store_true", help="one JSON object per post")
+    rc.set_defaults(func=_cmd_recommend)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except HashrecError as e:
+        print(f"hashrec: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("hashrec: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Stage 1 of the pipeline: raw posts -> (clean text, hashtags) -> train/dev/test split directories.
+
+The extraction rules and split protocol are those of ../shared/benchmarks/README.md, so
+`prepare("weibo-covid19", ...)` and `prepare("tweeteval", ...)` give exactly the reference splits.
+A split directory holds `train`, `dev` and `test` as JSON Lines (`.jsonl` or `.jsonl.gz`), one
+`{"text": ..., "hashtags": [...]}` a line.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Literal
+
+from hashrec.errors import DataError
+from hashrec.store import atomic_open
+
+SPLITS = ("train", "dev", "test")
+WEIBO_TAG = re.compile(r"#([^#\n]{1,40}?)#")
+# Applied one after another, in this order: removing a video link can expose a stray " ?".
+WEIBO_LEFTOVERS = [re.compile(p) for p in (r"收起全文d", r"L[^\s#]{0,40}的微博视频", r"\s\?(?=\s|$)")]
+TWITTER_TAG = re.compile(r"(?:(?<=\s)|^)#(\w+)(?!…|\w)")
+TWITTER_TAG_SPAN = re.compile(r"#\w+…?")
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+HashtagStyle = Literal["weibo", "twitter", "auto"]
+
+
+@dataclass(frozen=True)
+class Post:
+    """A post as the models see it: text without its hashtags, and the hashtags in order."""
+
+    text: str
+    hashtags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
+def extract_weibo(raw: str) -> Post:
+    """Weibo `#topic#` hashtags (stripped, deduplicated) and the text with them and scraper leftovers removed."""
+    tags = _unique(m.strip() for m in WEIBO_TAG.findall(raw))
+    text = WEIBO_TAG.sub(" ", raw)
+    for leftover in WEIBO_LEFTOVERS:
+        text = leftover.sub(" ", text)
+    return Post(" ".join(text.split()), tags)
+
+
+def extract_twitter(raw: str) -> Post:
+    """Twitter `#tag` hashtags (lower-cased; cut-off `#tag…` and the `semst` artifact dropped)."""
+    tags = _unique(t.lower() for t in TWITTER_TAG.findall(raw) if t.lower() != "semst")
+    return Post(" ".join(TWITTER_TAG_SPAN.sub(" ", raw).split()), tags)
+
+
+def extract(raw: str, style: HashtagStyle = "auto") -> Post:
+    """Extract hashtags by `style`; "auto" uses the Weibo form for text with Chinese characters."""
+    if style == "auto":
+        style = "weibo" if CJK.search(raw) and WEIBO_TAG.search(raw) else "twitter"
+    return extract_weibo(raw) if style == "weibo" else extract_twitter(raw)
+
+
+# ---------------------------------------------------------------------------- raw readers
+
+def read_weibo_covid19(source: str | Path) -> Iterator[Post]:
+    """The weibo-covid19 CSVs: sorted by file name, column `text`, GB18030 with bad bytes replaced."""
+    files = sorted(Path(source).glob("*.csv"), key=lambda p: p.name)
+    if not files:
+        raise DataError(f"{source}: no *.csv files; point --source at ../shared/data/weibo-covid19")
+    for path in files:
+        with open(path, encoding="gb18030", errors="replace", newline="") as f:
+            reader = csv.DictReader(f)
+            if "text" not in (reader.fieldnames or []):
+                raise DataError(f"{path} line 1: no 'text' column (header: {reader.fieldnames})")
+            for row in reader:
+                if row.get("text") is not None:
+                    yield extract_weibo(row["text"])
+
+
+def read_tweeteval(source: str | Path) -> Iterator[Post]:
+    """Every `*_text.txt` under `datasets/` (sorted by path), one tweet a line."""
+    root = Path(source)
+    files = sorted((root / "datasets" if (root / "datasets").is_dir() else root).rglob("*_text.txt"))
+    if not files:
+        raise DataError(f"{source}: no *_text.txt files; point --source at ../shared/data/tweeteval")
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                yield extract_twitter(line.rstrip("\n"))
+
+
+def read_weibo_hashtaggen(source: str | Path) -> Iterator[Post]:
+    """Wang et al. 2019: pre-segmented `{valid,test}_post.txt` with `;`-separated, segmented tags."""
+    root = Path(source)
+    for part in ("valid", "test"):
+        posts, tags = root / f"{part}_post.txt", root / f"{part}_tag.txt"
+        if not posts.is_file() or not tags.is_file():
+            raise DataError(f"{root}: missing {posts.name} or {tags.name}; "
+                            "point --source at ../shared/data/weibo-hashtaggen")
+        with open(posts, encoding="utf-8") as fp, open(tags, encoding="utf-8") as ft:
+            for text, tag_line in zip(fp, ft, strict=True):
+                hashtags = _unique(t.replace(" ", "") for t in tag_line.strip().split(";"))
+                yield Post(" ".join(text.split()), hashtags)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line), decoded line by line so that a bad byte is reported with its line."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    n = 0
+    try:
+        with opener(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    yield n, raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise DataError(f"{path} line {n}: not valid UTF-8; re-encode the file as UTF-8 "
+                                    "(e.g. `iconv -f GB18030 -t UTF-8`)") from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path} line {n + 1}: unreadable ({e}); is the file complete?") from None
+
+
+def _check_hashtags(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise DataError(f"{where}: 'hashtags' must be a list of strings, got {type(value).__name__}")
+    return _unique(t.strip().lstrip("#").strip() for t in value)
+
+
+def read_jsonl(path: str | Path, *, text_field: str = "text", hashtags_field: str = "hashtags",
+               style: HashtagStyle = "auto", require_hashtags_field: bool = False) -> Iterator[Post]:
+    """JSON Lines posts; without a hashtags field, hashtags are extracted from (and removed from) the text."""
+    path = Path(path)
+    for n, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} line {n}: not valid JSON ({e.msg}); each line must be one "
+                            '{"text": ..., "hashtags": [...]} object') from None
+        if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
+            raise DataError(f"{path} line {n}: expected an object with a string {text_field!r} field, "
+                            f"got {line.strip()[:80]!r}")
+        if hashtags_field in obj:
+            yield Post(" ".join(obj[text_field].split()), _check_hashtags(obj[hashtags_field], f"{path} line {n}"))
+        elif require_hashtags_field:
+            raise DataError(f"{path} line {n}: no {hashtags_field!r} field; split files list each post's hashtags")
+        else:
+            yield extract(obj[text_field], style)
+
+
+def read_csv(path: str | Path, *, text_field: str = "text", hashtags_field: str = "hashtags",
+             style: HashtagStyle = "auto") -> Iterator[Post]:
+    """CSV with a header; the optional hashtags column holds tags separated by `;` or `,`."""
+    path = Path(path)
+    lines = (line for _, line in _lines(path))
+    reader = csv.DictReader(lines)
+    header = reader.fieldnames or []
+    if text_field not in header:
+        raise DataError(f"{path} line 1: no {text_field!r} column (header: {header}); "
+                        "name the text column with --text-field")
+    for row in reader:
+        text = row.get(text_field) or ""
+        if hashtags_field in header:
+            tags = _unique(t.strip().lstrip("#").strip() for t in re.split(r"[;,]", row.get(hashtags_field) or ""))
+            yield Post(" ".join(text.split()), tags)
+        else:
+            yield extract(text, style)
+
+
+def read_txt(path: str | Path, *, style: HashtagStyle = "auto", **_: object) -> Iterator[Post]:
+    """Plain text, one post a line, hashtags inline."""
+    for _, line in _lines(Path(path)):
+        yield extract(line.rstrip("\r\n"), style)
+
+
+def read_user_file(path: str | Path, **options: object) -> Iterator[Post]:
+    """A user's own posts, by extension: .jsonl, .csv or .txt, each optionally .gz."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    name = path.name.removesuffix(".gz")
+    readers: dict[str, Callable[..., Iterator[Post]]] = {
+        ".jsonl": read_jsonl, ".json": read_jsonl, ".csv": read_csv, ".txt": read_txt}
+    for ext, reader in readers.items():
+        if name.endswith(ext):
+            return reader(path, **options)
+    raise DataError(f"{path}: unknown file type; use .jsonl, .csv or .txt (optionally gzipped)")
+
+
+DATASETS: dict[str, Callable[[str | Path], Iterator[Post]]] = {
+    "weibo-covid19": read_weibo_covid19,
+    "tweeteval": read_tweeteval,
+    "weibo-hashtaggen": read_weibo_hashtaggen,
+}
+# weibo-covid19's reference split has fixed 10k dev/test (PAPER.md §6); the others take n // 10 each.
+DEFAULT_HELDOUT = {"weibo-covid19": 10_000}
+
+
+# ---------------------------------------------------------------------------- splits
+
+def clean(posts: Iterable[Post]) -> list[Post]:
+    """Drop posts with empty text or no hashtag, and repeats of an earlier post's text."""
+    seen: set[str] = set()
+    kept = []
+    for post in posts:
+        if post.text and post.hashtags and post.text not in seen:
+            seen.add(post.text)
+            kept.append(post)
+    return kept
+
+
+def split(posts: list[Post], *, heldout: int | None = None, seed: int = 0,
+          train_size: int | None = None) -> dict[str, list[Post]]:
+    """Shuffle with `random.Random(seed)`; test = first `heldout`, dev = next `heldout`, train = rest."""
+    posts = list(posts)
+    random.Random(seed).shuffle(posts)
+    n = heldout if heldout is not None else len(posts) // 10
+    if len(posts) < 2 * n + 1 or len(posts) < 3:
+        raise DataError(f"only {len(posts)} usable posts (non-empty text with at least one hashtag); "
+                        "need at least 3, and more than twice the held-out size")
+    train = posts[2 * n:]
+    return {"test": posts[:n], "dev": posts[n:2 * n], "train": train[:train_size] if train_size else train}
+
+
+def write_jsonl(path: str | Path, posts: Iterable[Post]) -> None:
+    """Write posts as (gzipped, if the name ends in .gz) JSON Lines, atomically."""
+    path = Path(path)
+    gz = path.name.endswith(".gz")
+    with atomic_open(path, "wb") as raw:
+        f = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw
+        for p in posts:
+            f.write((json.dumps({"text": p.text, "hashtags": list(p.hashtags)}, ensure_ascii=False) + "\n").encode())
+        if gz:
+            f.close()
+
+
+def prepare(name_or_file: str | Path, out: str | Path, *, source: str | Path | None = None,
+            train_size: int | None = None, heldout: int | None = None, seed: int = 0,
+            **read_options: object) -> dict[str, int]:
+    """Make a split directory from a known dataset (`source` = its folder) or a user's file.
+
+    Returns the number of posts in each split. Known names: weibo-covid19, tweeteval, weibo-hashtaggen.
+    """
+    name = str(name_or_file)
+    if name in DATASETS:
+        if source is None:
+            raise DataError(f"dataset {name!r} needs --source PATH (e.g. ../shared/data/{name})")
+        posts = clean(DATASETS[name](source))
+        heldout = heldout if heldout is not None else DEFAULT_HELDOUT.get(name)
+    else:
+        posts = clean(read_user_file(name, **read_options))
+    if not posts:
+        raise DataError(f"{name}: not a single post with both text and a hashtag; check the hashtag "
+                        "style (--hashtag-style weibo|twitter) or the hashtags field")
+    splits = split(posts, heldout=heldout, seed=seed, train_size=train_size)
+    for part, items in splits.items():
+        write_jsonl(Path(out) / f"{part}.jsonl.gz", items)
+    return {part: len(items) for part, items in splits.items()}
+
+
+def split_file(directory: str | Path, part: str) -> Path:
+    """The file of split `part` in `directory` (`part.jsonl` or `part.jsonl.gz`)."""
+    directory = Path(directory)
+    for suffix in (".jsonl.gz", ".jsonl"):
+        if (directory / f"{part}{suffix}").is_file():
+            return directory / f"{part}{suffix}"
+    raise DataError(f"{directory}: no {part}.jsonl or {part}.jsonl.gz; make one with `hashrec data prepare`")
+
+
+def read_posts(path: str | Path) -> list[Post]:
+    """Posts of a split file, or of the `test` split if `path` is a split directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = split_file(path, "test")
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        return list(read_jsonl(path, require_hashtags_field=True))
+    return list(read_user_file(path))
+
+
+def load_split(directory: str | Path, part: str) -> list[Post]:
+    return read_posts(split_file(directory, part))

@@ -1,0 +1,27 @@
+"""The registry: one name per recommender, for `--model`, the server, `compare` and the tests.
+
+Entries are imported lazily so that `hashrec data ...` does not load torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from hashrec.errors import ConfigError
+
+# name -> ("module:Class", default params that distinguish this name from its class's defaults)
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "popularity": ("hashrec.models.popularity:Popularity", {}),
+}
+
+
+def model_class(name: str) -> type:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    module, _, cls = MODELS[name][0].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def create(name: str, **params: Any):
+    """A new, unfitted recommender `name` with its registry defaults, overridden by `params`."""
+    return model_class(name)(**{**MODELS[name][1], **params})

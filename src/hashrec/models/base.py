@@ -1,0 +1,206 @@
+"""The one interface every recommender follows, neural or classical (scikit-learn's estimator idea).
+
+A model subclasses `Recommender`, declares its hyperparameters as a frozen `Config` dataclass and
+writes four methods: `_fit(docs, tags, dev)`, `_scores(docs) -> (n_posts, n_labels)`, and
+`_state()` / `_set_state()` for saving. The base owns validation, tokenisation, the label set,
+top-k ranking, the fitted check, and the safe on-disk format (hashrec.store).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from hashrec import __version__
+from hashrec.config import make_config
+from hashrec.data import Post
+from hashrec.errors import ConfigError, DataError, ModelFileError, NotFittedError
+from hashrec.metrics import Scores, evaluate_ranked
+from hashrec.store import load_model_dir, save_model_dir
+from hashrec.tokens import tokenize_many
+
+Docs = list[list[str]]
+Tags = list[tuple[str, ...]]
+Ranking = list[tuple[str, float]]
+CHUNK = 512  # posts scored at once: bounds the (chunk, n_labels) score matrix
+
+
+@dataclass(frozen=True)
+class Dev:
+    """Held-out posts for model selection, already tokenised."""
+
+    docs: Docs
+    tags: Tags
+
+
+def check_posts(posts: Sequence[Post], what: str) -> list[Post]:
+    posts = list(posts)
+    if not posts:
+        raise DataError(f"{what}: no posts; check the split file")
+    for i, p in enumerate(posts):
+        if not isinstance(p, Post):
+            raise DataError(f"{what}: item {i} is {type(p).__name__}, expected hashrec.data.Post")
+    if not any(p.hashtags for p in posts):
+        raise DataError(f"{what}: not a single post has a hashtag; nothing to learn. Check the "
+                        "hashtag style (--hashtag-style) or the hashtags field")
+    return posts
+
+
+def check_texts(texts: str | Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise DataError(f"text {i} is {type(t).__name__}, expected str")
+    return texts
+
+
+def check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k must be a positive integer (how many hashtags to return), got {k!r}")
+    return k
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k best columns of each row, best first."""
+    k = min(k, scores.shape[1])
+    idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
+class Recommender:
+    """Base of all recommenders: `fit(posts) -> self`, `recommend(texts, k)`, `save(dir)`, `load(dir)`.
+
+    Learned state ends in `_` and is set only by `fit` (or `load`). `labels_` are the training
+    hashtags, most frequent first; `_scores` returns one column per label.
+    """
+
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type] = type(None)
+    supports_explain: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        self.config = make_config(self.Config, params, where=self.name)
+        self.metrics_: dict[str, Any] = {}
+        self.trained_on_: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+    def get_params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "Recommender":
+        """Learn from training posts; `dev` (optional) is used for model selection only."""
+        train = check_posts(train, f"{self.name}.fit(train)")
+        docs = tokenize_many([p.text for p in train], progress=len(train) > 20000)
+        tags = [p.hashtags for p in train]
+        counts: dict[str, int] = {}
+        for ts in tags:
+            for t in ts:
+                counts[t] = counts.get(t, 0) + 1
+        self.labels_ = sorted(counts, key=lambda t: -counts[t])  # stable: ties keep first appearance
+        self.label_index_ = {t: i for i, t in enumerate(self.labels_)}
+        self.label_counts_ = np.array([counts[t] for t in self.labels_], dtype=np.int64)
+        dev_set = None
+        if dev:
+            dev = check_posts(dev, f"{self.name}.fit(dev)")
+            dev_set = Dev(tokenize_many([p.text for p in dev]), [p.hashtags for p in dev])
+        self._fit(docs, tags, dev_set)
+        self.trained_on_ = {"n_train": len(train), "n_labels": len(self.labels_), **self.trained_on_}
+        return self
+
+    def label_ids(self, tags: Tags) -> list[list[int]]:
+        """Training-label ids of each post's hashtags (unseen hashtags dropped)."""
+        return [[self.label_index_[t] for t in ts if t in self.label_index_] for ts in tags]
+
+    def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
+        raise NotImplementedError
+
+    def _scores(self, docs: Docs) -> np.ndarray:
+        """(len(docs), len(labels_)) scores, higher is better."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ inference
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "labels_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
+                                 "with appropriate arguments before using this recommender.")
+
+    def rank_docs(self, docs: Docs, k: int) -> list[Ranking]:
+        """Top-k (hashtag, score) per tokenised post, best first."""
+        self._check_fitted()
+        out: list[Ranking] = []
+        for start in range(0, len(docs), CHUNK):
+            idx, vals = top_k(np.asarray(self._scores(docs[start:start + CHUNK]), dtype=np.float64), k)
+            out.extend([(self.labels_[i], float(v)) for i, v in zip(row_i, row_v)]
+                       for row_i, row_v in zip(idx, vals))
+        return out
+
+    def recommend(self, texts: str | Sequence[str], k: int = 5) -> list[Ranking]:
+        """The k best hashtags with scores for each text (a str is a batch of one).
+
+        Returns a list (one entry per text) of up to k `(hashtag, score)` pairs, best first;
+        fewer than k only when the model knows fewer hashtags.
+        """
+        texts, k = check_texts(texts), check_k(k)
+        self._check_fitted()
+        return self.rank_docs(tokenize_many(texts), k)
+
+    def explain(self, texts: str | Sequence[str]) -> list[list[tuple[str, float]]]:
+        """Trigger words with their attention weights, per text (models with attention only)."""
+        raise ConfigError(f"model {self.name!r} has no attention to explain; use acnn or attention")
+
+    def evaluate(self, posts: Sequence[Post], ks: Sequence[int] = (1, 2, 3, 4, 5)) -> dict[int, Scores]:
+        """Eq. 11 (micro P@k R@k F1@k) on posts with gold hashtags."""
+        posts = check_posts(posts, f"{self.name}.evaluate")
+        ranked = self.rank_docs(tokenize_many([p.text for p in posts]), max(ks))
+        return evaluate_ranked([p.hashtags for p in posts], [[t for t, _ in r] for r in ranked], ks)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays (saved as safetensors) and JSON-able values that, with the config, rebuild the model."""
+        raise NotImplementedError
+
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> None:
+        """Write the model directory atomically (model.json + weights.safetensors; no pickle)."""
+        self._check_fitted()
+        arrays, state = self._state()
+        arrays = dict(arrays, label_counts_=self.label_counts_)
+        meta = {"hashrec_version": __version__, "model": self.name, "config": self.get_params(),
+                "labels": self.labels_, "trained_on": self.trained_on_, "metrics": self.metrics_,
+                "state": state}
+        save_model_dir(path, meta, arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recommender":
+        """Load a saved model of any registered kind (`Recommender.load`) or of this class."""
+        from hashrec.models import model_class
+
+        meta, arrays = load_model_dir(path)
+        try:
+            klass = model_class(meta["model"]) if cls is Recommender else cls
+            model = klass(**meta["config"])
+            model.labels_ = list(meta["labels"])
+            model.label_index_ = {t: i for i, t in enumerate(model.labels_)}
+            model.label_counts_ = arrays.pop("label_counts_")
+            model.trained_on_ = dict(meta.get("trained_on", {}))
+            model.metrics_ = dict(meta.get("metrics", {}))
+            model._set_state(arrays, meta["state"])
+        except (KeyError, TypeError, ValueError, ConfigError) as e:
+            raise ModelFileError(f"{path}: model.json does not describe a model this hashrec can "
+                                 f"rebuild ({type(e).__name__}: {e}); retrain it") from None
+        return model

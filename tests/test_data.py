@@ -1,0 +1,112 @@
+"""Data preparation: extraction rules, the reference splits reproduced exactly, user files, errors."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from hashrec.cli import main
+from hashrec.data import Post, extract, extract_twitter, extract_weibo, load_split, prepare, read_user_file
+from hashrec.errors import DataError
+
+from conftest import SHARED
+
+
+def test_weibo_extraction_strips_tags_and_leftovers():
+    post = extract_weibo("#武汉加油# 大家好 #武汉加油##  钟南山 #收起全文d L张三的微博视频 ?")
+    assert post == Post("大家好", ("武汉加油", "钟南山"))
+
+
+def test_twitter_extraction_lowercases_and_skips_truncated_and_semst():
+    post = extract_twitter("#Love this #sunset at the beach #SemST #beachlif… ok#no")
+    assert post.hashtags == ("love", "sunset")
+    assert post.text == "this at the beach ok"  # the reference rule removes every #\w+ span
+
+
+def test_auto_style_picks_weibo_for_chinese():
+    assert extract("#疫情# 武汉加油").hashtags == ("疫情",)
+    assert extract("stay home #covid").hashtags == ("covid",)
+
+
+def _read(path):
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.mark.parametrize("name,source,bench,train_size", [
+    ("tweeteval", "tweeteval", "tweeteval", None),
+    ("weibo-covid19", "weibo-covid19", "weibo", 100_000),
+])
+def test_prepare_reproduces_reference_splits(tmp_path, name, source, bench, train_size):
+    counts = prepare(name, tmp_path, source=SHARED / "data" / source, train_size=train_size)
+    for part in ("train", "dev", "test"):
+        ours, ref = _read(tmp_path / f"{part}.jsonl.gz"), _read(SHARED / "benchmarks" / bench / f"{part}.jsonl.gz")
+        assert counts[part] == len(ref)
+        assert ours == ref, f"{bench}/{part}: first difference at line {next(i for i, (a, b) in enumerate(zip(ours, ref)) if a != b)}"
+
+
+def test_prepare_weibo_hashtaggen(tmp_path):
+    counts = prepare("weibo-hashtaggen", tmp_path, source=SHARED / "data" / "weibo-hashtaggen")
+    assert counts["test"] == counts["dev"] and sum(counts.values()) > 7000
+    post = load_split(tmp_path, "test")[0]
+    assert post.hashtags and all(" " not in t for t in post.hashtags)
+
+
+def test_user_jsonl_without_hashtags_field_extracts_them(tmp_path):
+    path = tmp_path / "posts.jsonl"
+    lines = [{"text": f"post number {i} about #topic{i % 3}"} for i in range(30)]
+    path.write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    counts = prepare(path, tmp_path / "out")
+    assert counts == {"test": 3, "dev": 3, "train": 24}
+    assert all(p.hashtags[0].startswith("topic") and "#" not in p.text for p in load_split(tmp_path / "out", "train"))
+
+
+def test_user_csv_and_txt(tmp_path):
+    csv_path = tmp_path / "p.csv"
+    csv_path.write_text('text,hashtags\n"hello, world",a;#b\nbye,\n', encoding="utf-8")
+    assert list(read_user_file(csv_path)) == [Post("hello, world", ("a", "b")), Post("bye", ())]
+    txt = tmp_path / "p.txt.gz"
+    with gzip.open(txt, "wt", encoding="utf-8") as f:
+        f.write("#疫情# 武汉加油\nplain #tag here\n")
+    assert list(read_user_file(txt)) == [Post("武汉加油", ("疫情",)), Post("plain here", ("tag",))]
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"text": "ok", "hashtags": ["a"]}\n{"text": "bad"\n', "line 2: not valid JSON"),
+    ('{"text": "ok", "hashtags": "a"}\n', "line 1: 'hashtags' must be a list of strings"),
+    ('{"body": "ok"}\n', "line 1: expected an object with a string 'text' field"),
+])
+def test_malformed_jsonl_names_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        list(read_user_file(path))
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "gbk.jsonl"
+    path.write_bytes('{"text": "ok #a"}\n'.encode() + '{"text": "武汉 #b"}\n'.encode("gb18030"))
+    with pytest.raises(DataError, match="line 2: not valid UTF-8"):
+        list(read_user_file(path))
+
+
+def test_csv_without_text_column(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("body\nhello #a\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no 'text' column"):
+        list(read_user_file(path))
+
+
+def test_dataset_without_hashtags_is_refused(tmp_path, capsys):
+    path = tmp_path / "plain.txt"
+    path.write_text("no tags here\nnor here\n", encoding="utf-8")
+    assert main(["data", "prepare", str(path), "--out", str(tmp_path / "o")]) == 1
+    assert "not a single post with both text and a hashtag" in capsys.readouterr().err
+
+
+def test_empty_file_is_refused(tmp_path, capsys):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("", encoding="utf-8")
+    assert main(["data", "prepare", str(path), "--out", str(tmp_path / "o")]) == 1
+    assert "error" in capsys.readouterr().err
