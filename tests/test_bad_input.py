@@ -1,0 +1,114 @@
+"""Bad input on every command-line entry point: a correct answer or a clear error, never a traceback."""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from hashrec.cli import main
+from hashrec.data import Post, write_jsonl
+from hashrec.tokens import _cache_key, cache_dir, tokenize_many
+
+ODD_TEXTS = {
+    "empty": "",
+    "whitespace": " \t\u3000 ",
+    "hashtags only": "#武汉加油# #tbt",
+    "emoji only": "😷🙏🏻❤️",
+    "nul bytes": "武汉\x00加油\x00 hello",
+    "mixed languages": "今天 Wuhan 加油 stay strong 💪 #covid19",
+    "one megabyte": "武汉加油，致敬医护人员。" * 87_000,
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, small_split) -> Path:
+    out = tmp_path_factory.mktemp("m") / "pop"
+    assert main(["train", "--model", "popularity", "--data", str(small_split), "--out", str(out)]) == 0
+    return out
+
+
+def _run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", list(ODD_TEXTS))
+def test_recommend_odd_text_answers(model_dir, capsys, name):
+    code, out, _ = _run(["recommend", "--model", model_dir, "-k", "3", "--json", ODD_TEXTS[name]], capsys)
+    assert code == 0
+    assert len(json.loads(out)["hashtags"]) == 3
+
+
+def test_recommend_input_with_invalid_bytes(model_dir, tmp_path, capsys):
+    path = tmp_path / "posts.txt"
+    path.write_bytes("武汉加油\n".encode("gb18030") + b"\xff\xfe bad\n" + "ok\n".encode())
+    code, out, _ = _run(["recommend", "--model", model_dir, "--input", path, "--json"], capsys)
+    assert code == 0 and len(out.splitlines()) == 3
+
+
+@pytest.mark.parametrize("k,ok", [(0, False), (-3, False), (10**6, True)])
+def test_recommend_k_range(model_dir, capsys, k, ok):
+    code, out, err = _run(["recommend", "--model", model_dir, "-k", k, "--json", "武汉"], capsys)
+    assert (code == 0) == ok
+    if not ok:
+        assert "k must be a positive integer" in err
+
+
+def test_evaluate_counts_unseen_gold_hashtags(model_dir, tmp_path, capsys):
+    test = tmp_path / "t.jsonl"
+    write_jsonl(test, [Post("武汉加油", ("never-seen-in-training",)), Post("致敬", ("最新疫情地图",))])
+    code, out, _ = _run(["evaluate", "--model", model_dir, "--data", test, "-k", "1", "--json"], capsys)
+    scores = json.loads(out)["1"]
+    assert code == 0 and scores["n_correct"] <= 1 and scores["recall"] == scores["n_correct"] / 2
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "no posts"),
+    ('{"text": "a", "hashtags": []}\n', "not a single post has a hashtag"),
+    ('{"text": "a", "hashtags": ["x"]}\nnot json\n', "line 2: not valid JSON"),
+])
+def test_evaluate_bad_files(model_dir, tmp_path, capsys, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content, encoding="utf-8")
+    code, _, err = _run(["evaluate", "--model", model_dir, "--data", path], capsys)
+    assert code == 1 and message in err
+
+
+def test_train_errors_name_the_problem(tmp_path, capsys):
+    code, _, err = _run(["train", "--model", "popularity", "--data", tmp_path, "--out", tmp_path / "m"], capsys)
+    assert code == 1 and "no train.jsonl" in err
+    write_jsonl(tmp_path / "train.jsonl", [Post("a", ()), Post("b", ())])
+    code, _, err = _run(["train", "--model", "popularity", "--data", tmp_path, "--out", tmp_path / "m"], capsys)
+    assert code == 1 and "not a single post has a hashtag" in err
+    write_jsonl(tmp_path / "train.jsonl", [Post("a", ("x",))])
+    code, _, err = _run(["train", "--model", "popularity", "--data", tmp_path, "--out", tmp_path / "m",
+                         "--set", "nonsense=1"], capsys)
+    assert code == 1 and "unknown option 'nonsense'" in err
+
+
+def test_prepare_gb18030_file_names_line(tmp_path, capsys):
+    path = tmp_path / "weibo.csv"
+    path.write_bytes("text\n#疫情# 武汉加油\n".encode("gb18030"))
+    code, _, err = _run(["data", "prepare", path, "--out", tmp_path / "o"], capsys)
+    assert code == 1 and "line 2: not valid UTF-8" in err and "iconv" in err
+
+
+def test_loading_a_non_model_directory(tmp_path, capsys):
+    code, _, err = _run(["recommend", "--model", tmp_path, "x"], capsys)
+    assert code == 1 and "not a hashrec model directory" in err
+
+
+def test_damaged_token_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("HASHREC_CACHE", str(tmp_path))
+    texts = [f"post {i} about 武汉" for i in range(6000)]
+    first = tokenize_many(texts, workers=1)
+    path = cache_dir() / "tokens" / f"{_cache_key(texts)}.json.gz"
+    assert path.is_file()
+    path.write_bytes(b"garbage")
+    assert tokenize_many(texts, workers=1) == first
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        assert json.load(f) == first
