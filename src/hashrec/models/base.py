@@ -8,6 +8,7 @@ top-k ranking, the fitted check, and the safe on-disk format (hashrec.store).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -47,6 +48,16 @@ def check_posts(posts: Sequence[Post], what: str) -> list[Post]:
         raise DataError(f"{what}: not a single post has a hashtag; nothing to learn. Check the "
                         "hashtag style (--hashtag-style) or the hashtags field")
     return posts
+
+
+def fingerprint(texts: Sequence[str]) -> str:
+    """SHA-256 of a set of texts, independent of their order: names the exact posts a model learned from.
+
+    Stored as `trained_on_["train_sha256"]`; ranking.Boost checks it to prove it never learns from
+    a base model's own training posts.
+    """
+    digests = sorted(hashlib.sha256(t.encode("utf-8", "surrogatepass")).digest() for t in texts)
+    return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
 def check_texts(texts: str | Sequence[str]) -> list[str]:
@@ -115,7 +126,8 @@ class Recommender:
             dev = check_posts(dev, f"{self.name}.fit(dev)")
             dev_set = Dev(tokenize_many([p.text for p in dev]), [p.hashtags for p in dev])
         self._fit(docs, tags, dev_set)
-        self.trained_on_ = {"n_train": len(train), "n_labels": len(self.labels_), **self.trained_on_}
+        self.trained_on_ = {"n_train": len(train), "n_labels": len(self.labels_), **self.trained_on_,
+                            "train_sha256": fingerprint([p.text for p in train])}
         return self
 
     def label_ids(self, tags: Tags) -> list[list[int]]:
