@@ -66,6 +66,13 @@ def _cmd_recommend(a: argparse.Namespace) -> None:
         print(line)
 
 
+def _cmd_serve(a: argparse.Namespace) -> None:
+    from hashrec.server import serve  # fastapi and uvicorn load only for this command
+
+    serve(a.model, host=a.host, port=a.port, workers=a.workers, access_log=not a.no_access_log,
+          max_batch=a.max_batch, max_text_chars=a.max_text_chars)
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="hashrec", formatter_class=fmt, description=(
@@ -120,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--explain", action="store_true", help="also show the trigger words the attention kept")
     rc.add_argument("--json", action="store_true", help="one JSON object per post")
     rc.set_defaults(func=_cmd_recommend)
+
+    sv = sub.add_parser("serve", formatter_class=fmt, help="HTTP API and compose page (docs at /docs)",
+                        description="Serve MODEL over HTTP: POST /recommend, POST /recommend/batch, GET /model, "
+                        "GET /health, the OpenAPI docs at /docs and a compose page at /.")
+    sv.add_argument("--model", type=Path, required=True, help="model directory")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model")
+    sv.add_argument("--max-batch", type=int, default=64, help="most posts in one /recommend/batch request")
+    sv.add_argument("--max-text-chars", type=int, default=2000, help="longest post accepted")
+    sv.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    sv.set_defaults(func=_cmd_serve)
     return p
 
 

@@ -1,0 +1,213 @@
+"""The HTTP service: hashtag recommendations as JSON, and a compose-box page at `/`.
+
+`create_app(model)` loads a saved model once and answers
+
+- `POST /recommend`        `{"text", "k", "explain"}` -> `{"text", "hashtags": [{"hashtag", "score"}], "triggers"?}`
+- `POST /recommend/batch`  `{"texts": [...], "k"}`    -> `{"results": [...]}` (at most `max_batch` posts)
+- `GET  /model`            name, training data, label count, saved metrics, hyperparameters, limits
+- `GET  /health`           `{"status": "ok"}`
+- `GET  /docs`             the OpenAPI page; `/openapi.json` the schema
+
+Scores are the model's own (`Recommender._scores`, higher is better): probabilities for some models,
+log-probabilities or unbounded values for others, so the page formats them rather than the API
+rescaling them. Bad input is a 4xx, never a 5xx: schema violations (empty or blank text, text over
+`max_text_chars`, k outside 1..max_k, wrong types, unknown fields, malformed JSON) are 422 with
+FastAPI's `{"detail": [{"loc", "msg", ...}]}`; a body over `max_body_bytes` is 413, refused from its
+Content-Length before reading and otherwise as soon as the bytes read pass the limit; a
+`HashrecError` (e.g. `explain` on a model without attention) is 422 with `{"detail": message}`.
+
+Endpoints are plain `def`: FastAPI runs them in its thread pool, so scoring never blocks the event
+loop. One lock serialises calls into the model, because a recommender is not documented as
+thread-safe (torch modules, jieba's lazily built state); with the GIL and two cores it costs
+little throughput. `hashrec serve --workers N` runs N processes, each with its own copy.
+"""
+# No `from __future__ import annotations`: FastAPI must see the per-app request classes, not their names.
+import contextlib
+import json
+import os
+import re
+import socket
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Iterator
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
+
+from hashrec import __version__, api
+from hashrec.errors import HashrecError
+from hashrec.models.base import Recommender
+
+STATIC = Path(__file__).with_name("static")
+ENV_OPTIONS = "HASHREC_SERVE_OPTIONS"  # how `serve` hands its options to worker processes
+# Strict: "5" is not a k and 1 is not a text; forbid: a misspelt field ("top_k") is an error, not ignored.
+STRICT = ConfigDict(strict=True, extra="forbid")
+NON_BLANK = r"\S"  # Python's re, as the validator below; the schema carries it for fuzzers and clients
+
+
+def _not_blank(text: str) -> str:
+    if not re.search(NON_BLANK, text):
+        raise PydanticCustomError("blank_text", "text is empty or only white space; write a post")
+    return text
+
+
+class Hashtag(BaseModel):
+    hashtag: str
+    score: float = Field(description="the model's score, higher is better; its scale depends on the model")
+
+
+class Trigger(BaseModel):
+    word: str
+    weight: float = Field(description="attention weight of the word")
+
+
+class Recommendation(BaseModel):
+    text: str
+    hashtags: list[Hashtag]
+    triggers: list[Trigger] | None = Field(None, description="only with explain=true")
+
+
+class BatchRecommendation(BaseModel):
+    results: list[Recommendation]
+
+
+class Limits(BaseModel):
+    max_k: int
+    max_batch: int
+    max_text_chars: int
+    max_body_bytes: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    labels: int = Field(description="how many hashtags the model knows")
+    supports_explain: bool
+    trained_on: dict[str, Any]
+    metrics: dict[str, Any] = Field(description="the metrics it was saved with (dev F1@k)")
+    config: dict[str, Any]
+    limits: Limits
+    hashrec_version: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+def _request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The two request bodies, with this app's limits in their schema (so /docs and fuzzers see them)."""
+    text = Annotated[str, Field(min_length=1, max_length=limits.max_text_chars,
+                                json_schema_extra={"pattern": NON_BLANK}), AfterValidator(_not_blank)]
+    k = Annotated[int, Field(ge=1, le=limits.max_k, description="how many hashtags to return")]
+    single = create_model("RecommendRequest", __config__=STRICT, text=(text, ...), k=(k, 5),
+                          explain=(bool, Field(False, description="also return trigger words; models "
+                                               "with attention only (see GET /model), else 422")))
+    batch = create_model("BatchRequest", __config__=STRICT, k=(k, 5),
+                         texts=(list[text], Field(..., min_length=1, max_length=limits.max_batch)))
+    return single, batch
+
+
+DETAIL = {"application/json": {"schema": {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "request body larger than max_body_bytes (plain text, from Starlette's guard)",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
+    422: {"description": "invalid request, or a model error (HashrecError) with its message", "content": DETAIL}}
+
+
+def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
+               max_k: int = 100, max_body_bytes: int | None = None) -> FastAPI:
+    """The FastAPI application serving `model` (a fitted Recommender or a saved model directory).
+
+    `max_body_bytes` defaults to the size of the largest valid batch however it is escaped
+    (12 bytes per character: an astral character as two JSON `\\uXXXX` escapes).
+    """
+    rec = api.load(model) if isinstance(model, (str, Path)) else model
+    limits = Limits(max_k=max_k, max_batch=max_batch, max_text_chars=max_text_chars,
+                    max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
+    RecommendRequest, BatchRequest = _request_models(limits)
+    lock = threading.Lock()
+    with lock:
+        api.recommend(rec, ["武汉加油 warm up"], k=1)  # loads jieba's dictionary now, not on the first request
+
+    app = FastAPI(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes,
+                  description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
+
+    @app.exception_handler(HashrecError)
+    def _hashrec_error(request: Request, exc: HashrecError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback; the client gets JSON and the server keeps serving.
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"},
+                            status_code=500)
+
+    @app.post("/recommend", response_model=Recommendation, response_model_exclude_none=True,
+              responses=ERRORS, summary="Hashtags for one post")
+    def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
+        with lock:
+            return api.recommend(rec, [req.text], k=req.k, explain=req.explain)[0]
+
+    @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_none=True,
+              responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")
+    def recommend_batch(req: BatchRequest) -> Any:  # type: ignore[valid-type]
+        with lock:
+            return {"results": api.recommend(rec, req.texts, k=req.k)}
+
+    @app.get("/model", response_model=ModelInfo, summary="What is being served")
+    def model_info() -> ModelInfo:
+        return ModelInfo(name=rec.name, labels=len(rec.labels_), supports_explain=rec.supports_explain,
+                         trained_on=rec.trained_on_, metrics=rec.metrics_, config=rec.get_params(),
+                         limits=limits, hashrec_version=__version__)
+
+    @app.get("/health", response_model=Health)
+    def health() -> Health:
+        return Health(status="ok")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _app_from_env() -> FastAPI:
+    """The app of one `--workers` process: uvicorn imports it by name and builds it in each worker."""
+    options = json.loads(os.environ[ENV_OPTIONS])
+    return create_app(options.pop("model"), **options)
+
+
+def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          access_log: bool = True, **limits: int) -> None:
+    """Run the service with uvicorn until interrupted; loopback only unless `host` says otherwise."""
+    if workers == 1:
+        uvicorn.run(create_app(model, **limits), host=host, port=port, access_log=access_log)
+        return
+    api.load(model)  # a bad model directory fails here, with its message, not in every worker
+    os.environ[ENV_OPTIONS] = json.dumps({"model": str(model), **limits})
+    uvicorn.run("hashrec.server:_app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log)
+
+
+@contextlib.contextmanager
+def running(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` from a background thread on a free port; yields its base URL (tests, notebooks)."""
+    sock = socket.socket()
+    sock.bind((host, 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the test server did not start; see its log above")
+            threading.Event().wait(0.02)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

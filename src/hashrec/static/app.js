@@ -1,0 +1,163 @@
+// The compose box: asks POST /recommend while the user types and shows the hashtags as chips.
+"use strict";
+
+const DEBOUNCE_MS = 250;
+const SHOWN = 8;                                     // chips on screen
+const CJK = /[\u3400-\u9fff\uf900-\ufaff]/;
+const WEIBO_TAG = /#([^#\n]{1,40}?)#/g;              // the server's hashrec.data rules
+const TWITTER_TAG = /(^|\s)#([\p{L}\p{N}_]+)/gu;
+
+const post = document.getElementById("post");
+const chips = document.getElementById("chips");
+const statusLine = document.getElementById("status");
+const why = document.getElementById("why");
+const mirror = document.getElementById("mirror");
+
+let limits = { max_k: 100, max_text_chars: 2000 };
+let explain = false;   // set from GET /model: only models with attention can explain
+let seq = 0;           // number of the latest request; older answers are ignored
+let timer = 0;
+let inflight = null;   // AbortController of the request in flight
+let last = { query: null, result: null };
+
+const chinese = (text) => CJK.test(text);
+
+/** Hashtags already in the post, and the text without them (what the model was trained on). */
+function split(text) {
+  const tags = new Set();
+  let rest = text.replace(WEIBO_TAG, (_, t) => { tags.add(t.trim()); return " "; });
+  rest = rest.replace(TWITTER_TAG, (_, space, t) => { tags.add(t.toLowerCase()); return space; });
+  return { tags, body: rest.replace(/\s+/g, " ").trim() };
+}
+
+/**
+ * How a score reads to a person. The API passes each model's own score through: probabilities
+ * (popularity) show as percentages; all-negative scores are taken as log-probabilities (nb's
+ * normalised log P(t|d)) and shown as exp(score); anything else as 3 significant digits.
+ * The tooltip always has the raw score.
+ */
+function formatter(scores) {
+  const percent = (p) => (100 * p >= 0.1 ? (100 * p).toFixed(1) : "<0.1") + "%";
+  if (scores.every((s) => s >= 0 && s <= 1)) return percent;
+  if (scores.every((s) => s <= 0)) return (s) => percent(Math.exp(s));
+  return (s) => s.toPrecision(3).replace("-", "−");
+}
+
+function addHashtag(tag, button) {
+  const form = chinese(post.value) || chinese(tag) ? `#${tag}#` : `#${tag}`;
+  const text = post.value.replace(/\s+$/, "");
+  post.value = (text ? text + " " : "") + form + " ";
+  const item = button.parentElement;
+  const next = item.nextElementSibling || item.previousElementSibling;
+  item.remove();
+  (next ? next.querySelector("button") : post).focus();
+  render();
+}
+
+function chip(h, format) {
+  const li = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "chip";
+  button.dataset.hashtag = h.hashtag;
+  button.setAttribute("aria-label", `add hashtag ${h.hashtag}, score ${format(h.score)}`);
+  button.title = `model score ${h.score.toPrecision(4)} (higher is better)`;
+  const name = document.createElement("span");
+  name.textContent = "#" + h.hashtag;
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = format(h.score);
+  button.append(name, score);
+  button.addEventListener("click", () => addHashtag(h.hashtag, button));
+  li.append(button);
+  return li;
+}
+
+/** Shows the last answer, without the hashtags the post already has. */
+function render() {
+  const { tags } = split(post.value);
+  const result = last.result;
+  const shown = result ? result.hashtags.filter((h) => !tags.has(h.hashtag)).slice(0, SHOWN) : [];
+  const format = formatter(shown.map((h) => h.score));
+  chips.replaceChildren(...shown.map((h) => chip(h, format)));
+  renderTriggers(result && result.triggers);
+}
+
+function escapeRegExp(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
+
+/** The post with the trigger words marked, their shade following their attention weight. */
+function renderTriggers(triggers) {
+  why.hidden = !triggers || triggers.length === 0;
+  if (why.hidden) return;
+  const text = post.value;
+  const max = Math.max(...triggers.map((t) => t.weight)) || 1;
+  const weight = new Map(triggers.map((t) => [t.word.toLowerCase(), t.weight / max]));
+  const words = [...weight.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
+  const pattern = new RegExp(words.join("|"), "giu");
+  const parts = [];
+  let at = 0;
+  for (const m of text.matchAll(pattern)) {
+    parts.push(document.createTextNode(text.slice(at, m.index)));
+    const mark = document.createElement("mark");
+    mark.textContent = m[0];
+    mark.style.setProperty("--weight", (0.25 + 0.75 * weight.get(m[0].toLowerCase())).toFixed(2));
+    parts.push(mark);
+    at = m.index + m[0].length;
+  }
+  parts.push(document.createTextNode(text.slice(at)));
+  mirror.replaceChildren(...parts);
+}
+
+async function suggest() {
+  const { tags, body } = split(post.value);
+  if (!body) {
+    inflight?.abort();
+    last = { query: null, result: null };
+    statusLine.textContent = "";
+    render();
+    return;
+  }
+  const text = body.slice(0, limits.max_text_chars);
+  const k = Math.min(SHOWN + tags.size, limits.max_k);  // enough left once the post's own are hidden
+  const query = JSON.stringify([text, k]);
+  if (query === last.query) { render(); return; }  // nothing the model sees has changed
+  const mine = ++seq;
+  inflight?.abort();
+  inflight = new AbortController();
+  statusLine.textContent = "thinking…";
+  try {
+    const response = await fetch("/recommend", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text, k, explain }),
+      signal: inflight.signal,
+    });
+    const answer = await response.json();
+    if (mine !== seq) return;  // a newer request was sent meanwhile
+    if (!response.ok) {
+      const d = answer.detail;
+      statusLine.textContent = "no suggestions: " + (Array.isArray(d) ? d.map((e) => e.msg).join("; ") : d);
+      last = { query: null, result: null };
+    } else {
+      last = { query, result: answer };
+      statusLine.textContent = body.length > text.length
+        ? `suggestions use the first ${limits.max_text_chars} characters` : "";
+    }
+    render();
+  } catch (err) {
+    if (err.name !== "AbortError" && mine === seq) statusLine.textContent = "the server did not answer; try again";
+  }
+}
+
+post.addEventListener("input", () => {
+  clearTimeout(timer);
+  timer = setTimeout(suggest, DEBOUNCE_MS);
+});
+
+fetch("/model").then((r) => r.json()).then((m) => {
+  limits = m.limits;
+  explain = m.supports_explain;
+  document.getElementById("model").textContent =
+    `model ${m.name} · ${m.labels.toLocaleString()} hashtags` + (explain ? " · explains" : "");
+  if (post.value.trim()) suggest();
+}).catch(() => { document.getElementById("model").textContent = "model unavailable"; });

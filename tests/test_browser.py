@@ -1,0 +1,64 @@
+"""End to end: the real server and Debian's Chromium (driven by Playwright) on the compose page.
+
+Playwright drives the system browser at /usr/bin/chromium (`scripts/test.sh` installs it); its own
+browser downloads are never used. The screenshot lands in test-artifacts/compose.png.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hashrec import api
+from hashrec.models import MODELS
+from hashrec.server import create_app, running
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+MODEL = "nb" if "nb" in MODELS else "popularity"  # nb reads the text; popularity is the fallback
+
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
+                                reason=f"{CHROMIUM} not installed (scripts/test.sh installs Debian's chromium)")
+
+
+@pytest.fixture(scope="module")
+def page(small_split):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    app = create_app(api.train(MODEL, small_split))
+    with running(app) as url, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 900, "height": 640}, device_scale_factor=1)
+        page.goto(url)
+        yield page
+        browser.close()
+
+
+def test_chip_click_adds_weibo_hashtag(page):
+    page.get_by_label("Your post").fill("")
+    page.get_by_label("Your post").press_sequentially("钟南山院士说疫情拐点还没有到来，武汉加油", delay=20)
+    first = page.locator("button.chip").first
+    first.wait_for()
+    tag = first.get_attribute("data-hashtag")
+    assert page.locator("button.chip .score").first.inner_text().strip()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "compose.png"), full_page=True)
+    first.click()
+    assert page.get_by_label("Your post").input_value().endswith(f"#{tag}# ")
+    assert page.locator(f'button.chip[data-hashtag="{tag}"]').count() == 0
+    page.screenshot(path=str(ARTIFACTS / "compose-after-click.png"), full_page=True)
+
+
+def test_chips_are_keyboard_operable(page):
+    box = page.get_by_label("Your post")
+    box.fill("")
+    box.press_sequentially("Wuhan stay strong, thanks to all doctors and nurses", delay=10)
+    page.locator("button.chip").first.wait_for()
+    box.focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.dataset.hashtag")
+    assert focused
+    page.keyboard.press("Enter")
+    assert f"#{focused}" in box.input_value()
