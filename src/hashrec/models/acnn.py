@@ -1,0 +1,421 @@
+"""The attention-based CNN of Gong & Zhang (IJCAI 2016, Figure 1; PAPER.md §2), and its ablations.
+
+Two channels read the word embeddings w_1..w_n of a post:
+- `LocalAttention` scores every word with a window of h words, keeps the trigger words above a
+  per-post threshold eta and folds them into h_l;
+- `GlobalConv` is Kim's (2014) CNN: windows l in {1, 2, 3}, max-over-time pooling, giving h_g;
+then `h = tanh(M [h_g; h_l] + b)` and a softmax over the training hashtags.
+
+One class serves Table 1: `channels=("global", "local")` is CNN+Attention (`acnn`), `("global",)`
+the CNN and `("local",)` Attention alone. Where the paper is silent (PAPER.md §2 "Not given") the
+choice is made in `ACNNConfig` with a why-comment; docs/results/acnn.md holds the measurements.
+
+References: Gong & Zhang 2016, "Hashtag Recommendation using Attention-based Convolutional
+Neural Network"; Kim 2014, "Convolutional Neural Networks for Sentence Classification".
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hashrec.config import check
+from hashrec.errors import ConfigError
+from hashrec.metrics import evaluate_ranked
+from hashrec.models.base import Dev, Docs, Recommender, Tags, check_texts
+from hashrec.store import atomic_open
+from hashrec.tokens import Vocab, cache_dir, tokenize_many
+
+CHECKPOINT = "last.pt"
+
+
+@dataclass(frozen=True)
+class ACNNConfig:
+    channels: tuple[str, ...] = ("global", "local")  # PAPER §2 CNN+Attention; ablations drop one
+    dim: int = 100  # PAPER §2 word2vec size
+    windows: tuple[int, ...] = (1, 2, 3)  # PAPER §2 global windows
+    n_maps: int = 100  # PAPER §2 feature maps per window
+    h: int = 5  # PAPER §2 attention window (odd: centred on the word)
+    delta: float = 0.8  # PAPER §2 threshold mix
+    attention: Literal["soft", "hard"] = "soft"  # hard = the paper's literal 0/1 mask (no gradient to M_a)
+    local_dim: int = 100  # size of h_l; not given, = the word size so folding -> h_l is square
+    hidden: int = 200  # size of h (combining filters); not given, = |h_g| / 1.5, see docs/results/acnn.md
+    dropout: float = 0.5  # on [h_g; h_l] before combining (Kim 2014's place and rate); not in the paper
+    target: Literal["pairs", "soft"] = "pairs"  # PAPER §2 one (post, hashtag) pair per hashtag
+    embeddings: Literal["word2vec", "random"] = "word2vec"  # PAPER §2 pretrained on the train posts
+    static_embeddings: bool = False  # PAPER §2 Table 2: True keeps the word vectors frozen
+    w2v_epochs: int = 5  # gensim's default
+    min_count: int = 2  # words seen once get <unk>: halves the vocabulary, they cannot be learned anyway
+    max_len: int = 100  # tokens kept per post (the head); covers > 99% of Weibo posts
+    batch_size: int = 200  # PAPER §2
+    optimizer: Literal["adam", "adadelta"] = "adam"  # PAPER §2 AdaDelta; Adam measured better per epoch
+    lr: float = 1e-3  # Adam's default; AdaDelta uses lr=1.0 (its own default) whatever this says
+    epochs: int = 10
+    patience: int = 3  # stop after this many epochs without a better dev F1@1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(len(self.channels) > 0 and set(self.channels) <= {"global", "local"}
+              and len(set(self.channels)) == len(self.channels),
+              f"channels must be a non-empty subset of ('global', 'local'), got {self.channels!r}")
+        check(len(self.windows) > 0 and all(w >= 1 for w in self.windows),
+              f"windows must be positive window sizes, e.g. (1, 2, 3), got {self.windows!r}")
+        check(self.h >= 1 and self.h % 2 == 1, f"h (attention window) must be odd and >= 1 so it "
+              f"centres on the word, got {self.h}")
+        check(0.0 <= self.delta <= 1.0, f"delta must be in [0, 1], got {self.delta}")
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dim", "n_maps", "local_dim", "hidden", "min_count", "max_len", "batch_size",
+                     "epochs", "patience", "w2v_epochs"):
+            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+
+
+# ---------------------------------------------------------------------------- the network
+
+
+class LocalAttention(nn.Module):
+    """The local attention channel (paper §3.1): trigger words folded into h_l.
+
+    s_i = tanh(M_a . w_{i-(h-1)/2 : i+(h-1)/2} + b)       one filter: a scalar per word
+    eta = delta * min(s) + (1 - delta) * max(s)           over the post's real words only
+    folding = sum_i a_i w_i,  h_l = tanh(M_l . folding + b)
+
+    Hard (the paper): a_i = 1 if s_i >= eta else 0. This gives M_a no gradient at all.
+    Soft (hashrec's default): a_i = clamp((s_i - eta) / (max(s) - eta), 0, 1), the same words kept
+    (a_i > 0 exactly when s_i > eta), weighted linearly from 0 at the threshold to 1 at the top
+    word, so the folding stays a sum of at most-unit-weighted embeddings as in the paper and M_a
+    learns through s_i and eta. ">=" rather than the paper's ">" only matters when all scores tie
+    (a one-word post): then eta = max(s) and every word is kept with weight 1 rather than none.
+    """
+
+    def __init__(self, dim: int, h: int, delta: float, out_dim: int, hard: bool) -> None:
+        super().__init__()
+        self.delta, self.hard = delta, hard
+        self.score = nn.Conv1d(dim, 1, kernel_size=h, padding=(h - 1) // 2)  # zero pads = begin/end tokens
+        self.fold = nn.Linear(dim, out_dim)
+
+    def weights(self, w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """a_i per word, (B, T); 0 at padding. `w` (B, T, d) embeddings, `mask` (B, T) real words."""
+        s = torch.tanh(self.score(w.transpose(1, 2))).squeeze(1)  # (B, T)
+        s_max = s.masked_fill(~mask, -2.0).amax(1, keepdim=True)  # tanh is in (-1, 1): pads never win
+        s_min = s.masked_fill(~mask, 2.0).amin(1, keepdim=True)
+        eta = self.delta * s_min + (1 - self.delta) * s_max  # (B, 1)
+        if self.hard:
+            a = (s >= eta).float()
+        else:
+            span = s_max - eta
+            a = torch.where(span > 0, ((s - eta) / span.clamp_min(1e-12)).clamp(0, 1), torch.ones_like(s))
+        return a * mask
+
+    def forward(self, w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        folding = torch.einsum("bt,btd->bd", self.weights(w, mask), w)  # (B, d)
+        return torch.tanh(self.fold(folding))
+
+
+class GlobalConv(nn.Module):
+    """The global channel (paper §3.2, Kim 2014): h_g = [tanh(max_t (M_l . w_{t:t+l-1}) + b)] per window l.
+
+    Each window runs as a wide convolution (l - 1 zero pads each side) so that a post shorter
+    than l still has windows; positions whose window lies wholly in the batch padding are masked
+    out of the max. tanh is monotone, so bias and tanh after the max equal z_i = tanh(M w + b)
+    before it (the paper's order).
+    """
+
+    def __init__(self, dim: int, windows: tuple[int, ...], n_maps: int) -> None:
+        super().__init__()
+        self.windows = windows
+        self.convs = nn.ModuleList(nn.Conv1d(dim, n_maps, kernel_size=l, padding=l - 1) for l in windows)
+
+    def forward(self, w: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = w.transpose(1, 2)  # (B, d, T)
+        pooled = []
+        for l, conv in zip(self.windows, self.convs):
+            z = conv(x)  # (B, maps, T + l - 1)
+            valid = torch.arange(z.size(2), device=z.device)[None, :] < (lengths + l - 1)[:, None]
+            pooled.append(z.masked_fill(~valid[:, None, :], float("-inf")).amax(2))
+        return torch.tanh(torch.cat(pooled, 1))  # (B, maps * len(windows))
+
+
+class ACNNNet(nn.Module):
+    """Embeddings -> global and/or local channel -> h = tanh(M [h_g; h_l] + b) -> hashtag logits."""
+
+    def __init__(self, n_words: int, n_labels: int, cfg: ACNNConfig) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(n_words, cfg.dim, padding_idx=0)
+        self.local = (LocalAttention(cfg.dim, cfg.h, cfg.delta, cfg.local_dim, cfg.attention == "hard")
+                      if "local" in cfg.channels else None)
+        self.glob = GlobalConv(cfg.dim, cfg.windows, cfg.n_maps) if "global" in cfg.channels else None
+        width = (cfg.n_maps * len(cfg.windows) if self.glob else 0) + (cfg.local_dim if self.local else 0)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.combine = nn.Linear(width, cfg.hidden)
+        self.out = nn.Linear(cfg.hidden, n_labels)
+        self.target = cfg.target
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """h, the combined layer (B, hidden): the input of the softmax. `x` (B, T) word ids, 0 = pad."""
+        mask = x != 0
+        w = self.embed(x)  # (B, T, d)
+        parts = []
+        if self.glob is not None:
+            parts.append(self.glob(w, mask.sum(1)))
+        if self.local is not None:
+            parts.append(self.local(w, mask))
+        return torch.tanh(self.combine(self.drop(torch.cat(parts, 1))))
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, n_labels) and, given `targets` (B, K) label ids padded with -1, the loss.
+
+        "pairs" (paper): J = -sum over (post, hashtag) pairs of log p(hashtag | post), averaged
+        over the batch's pairs. "soft": cross entropy against a target spread uniformly over the
+        post's hashtags, averaged over posts (a post with many hashtags weighs as much as one with one).
+        """
+        logits = self.out(self.features(x))
+        if targets is None:
+            return logits, None
+        have = targets >= 0
+        logp = F.log_softmax(logits, 1).gather(1, targets.clamp_min(0)) * have  # (B, K)
+        if self.target == "pairs":
+            loss = -logp.sum() / have.sum()
+        else:
+            loss = -(logp.sum(1) / have.sum(1).clamp_min(1)).sum() / (have.sum(1) > 0).sum()
+        return logits, loss
+
+
+# ---------------------------------------------------------------------------- data helpers
+
+
+def _hash_seed(text: str) -> int:
+    """gensim's per-word seeding hash; Python's own `hash` of a str changes from run to run."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:4], "little")
+
+
+def word2vec(docs: Docs, vocab: Vocab, cfg: ACNNConfig) -> np.ndarray:
+    """(len(vocab), dim) skip-gram vectors trained on `docs`, cached by content under cache_dir()/w2v/.
+
+    Rows follow the vocabulary: <pad> is zero, <unk> the mean vector. One worker thread so that
+    the same docs and seed give the same vectors (gensim's threads race).
+    """
+    h = hashlib.sha256(f"w2v-1 {cfg.dim} {cfg.w2v_epochs} {cfg.seed} {cfg.min_count}\n".encode())
+    for d in docs:
+        h.update("\x1f".join(d).encode("utf-8", "surrogatepass") + b"\0")
+    h.update("\x1f".join(vocab.itos).encode("utf-8", "surrogatepass"))
+    path = cache_dir() / "w2v" / f"{h.hexdigest()[:32]}.npy"
+    if path.is_file():
+        return np.load(path)
+    from gensim.models import Word2Vec
+
+    w2v = Word2Vec(docs, vector_size=cfg.dim, window=5, min_count=cfg.min_count, sg=1, workers=1,
+                   epochs=cfg.w2v_epochs, seed=cfg.seed, hashfxn=_hash_seed)
+    out = np.zeros((len(vocab), cfg.dim), dtype=np.float32)
+    for i, word in enumerate(vocab.itos[2:], start=2):
+        out[i] = w2v.wv[word]
+    out[1] = out[2:].mean(0) if len(vocab) > 2 else 0.0
+    with atomic_open(path, "wb") as f:
+        np.save(f, out)
+    return out
+
+
+def pad(rows: list[list[int]], value: int = 0) -> torch.Tensor:
+    """(len(rows), longest) LongTensor, short rows filled with `value`."""
+    out = torch.full((len(rows), max(map(len, rows))), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Mini-batches of posts of similar length (less padding), in random order; random within a length."""
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(lengths[order], kind="stable")]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+# ---------------------------------------------------------------------------- the recommender
+
+
+class ACNN(Recommender):
+    """Attention-based CNN hashtag recommender (Gong & Zhang 2016); `acnn`, `cnn`, `attention` in the registry.
+
+    Attributes: `vocab_` (Vocab of the training words), `net_` (the trained `ACNNNet` module),
+    `history_` (per-epoch train loss and dev F1@1).
+    """
+
+    name = "acnn"
+    Config = ACNNConfig
+    NAMES = {("global", "local"): "acnn", ("global",): "cnn", ("local",): "attention"}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        # the registry name of this configuration, for messages and model.json (all load as ACNN)
+        self.name = self.NAMES.get(tuple(sorted(self.config.channels)), "acnn")
+
+    @property
+    def supports_explain(self) -> bool:  # type: ignore[override]
+        return "local" in self.config.channels
+
+    # ------------------------------------------------------------------ training
+
+    def encode(self, docs: Docs) -> list[list[int]]:
+        """Word ids, cut to max_len; an empty post becomes one <unk> so every post has a word."""
+        return [self.vocab_.encode(d[:self.config.max_len]) or [1] for d in docs]
+
+    def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # 1. data: word ids and label ids; posts without a known hashtag teach nothing
+        self.vocab_ = Vocab.build(docs, min_count=cfg.min_count)
+        ids, labels = self.encode(docs), self.label_ids(tags)
+        keep = [i for i, ls in enumerate(labels) if ls]
+        ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
+        lengths = np.array([len(r) for r in ids])
+        # 2. model, optimizer
+        self.net_ = ACNNNet(len(self.vocab_), len(self.labels_), cfg)
+        with torch.no_grad():
+            if cfg.embeddings == "word2vec":
+                self.net_.embed.weight.copy_(torch.from_numpy(word2vec([docs[i] for i in keep], self.vocab_, cfg)))
+            else:  # Kim 2014: U(-0.25, 0.25), about word2vec's per-dimension spread
+                nn.init.uniform_(self.net_.embed.weight, -0.25, 0.25)
+                self.net_.embed.weight[0] = 0
+        self.net_.embed.weight.requires_grad_(not cfg.static_embeddings)
+        self.net_.to(device)
+        params = [p for p in self.net_.parameters() if p.requires_grad]
+        opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
+               else torch.optim.Adadelta(params))
+        # 3. resume from the last epoch's checkpoint, if asked
+        start, best, best_state, stale = 0, -1.0, None, 0
+        self.history_: list[dict[str, float]] = []
+        ckpt_path = Path(self.checkpoint_dir) / CHECKPOINT if getattr(self, "checkpoint_dir", None) else None
+        if getattr(self, "resume", False) and ckpt_path is not None and ckpt_path.is_file():
+            start, best, best_state, stale = self._restore(ckpt_path, opt)
+        # 4. epochs; keep the weights of the best dev epoch
+        from tqdm import tqdm
+
+        for epoch in range(start, cfg.epochs):
+            if stale >= cfg.patience:
+                break
+            self.net_.train()
+            batches = bucketed_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+            bar = tqdm(batches, desc=f"{self.name} epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                       disable=None, mininterval=2.0)
+            total = 0.0
+            for n, b in enumerate(bar, 1):
+                x = pad([ids[i] for i in b]).to(device)
+                y = pad([labels[i] for i in b], value=-1).to(device)
+                _, loss = self.net_(x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item()
+                if n % 20 == 0:
+                    bar.set_postfix(loss=f"{total / n:.3f}", best_dev_f1=f"{best:.4f}")
+            score = self._dev_f1(dev) if dev is not None else None  # no dev: keep the last epoch
+            self.history_.append({"epoch": epoch + 1, "loss": total / len(batches), "dev_f1@1": score})
+            tqdm.write(f"{self.name} epoch {epoch + 1}: loss {total / len(batches):.4f} dev F1@1 {score}",
+                       file=sys.stderr)
+            if score is None or score > best:
+                best, stale = (score if score is not None else best), 0
+                best_state = copy.deepcopy(self.net_.state_dict())
+            else:
+                stale += 1
+            if ckpt_path is not None:
+                self._checkpoint(ckpt_path, opt, epoch + 1, best, best_state, stale)
+        if best_state is not None:
+            self.net_.load_state_dict(best_state)
+        self.net_.eval()
+        self.trained_on_ = {"epochs_run": len(self.history_) + start, "best_dev_f1@1": best,
+                            "history": self.history_}
+
+    def _dev_f1(self, dev: Dev) -> float:
+        ranked = self.rank_docs(dev.docs, 1)
+        return evaluate_ranked(dev.tags, [[t for t, _ in r] for r in ranked], ks=(1,))[1].f1
+
+    def _checkpoint(self, path: Path, opt: torch.optim.Optimizer, epoch: int, best: float,
+                    best_state: dict | None, stale: int) -> None:
+        """torch.save to a temporary sibling, then os.replace: a kill never leaves half a checkpoint."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"model": self.net_.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                 "best": best, "best_state": best_state, "stale": stale, "history": self.history_,
+                 "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(self.config)}
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _restore(self, path: Path, opt: torch.optim.Optimizer) -> tuple[int, float, dict | None, int]:
+        state = torch.load(path, weights_only=True, map_location=next(self.net_.parameters()).device)
+        mine = dataclasses.asdict(self.config)
+        if {k: list(v) if isinstance(v, tuple) else v for k, v in state["config"].items()} != \
+                {k: list(v) if isinstance(v, tuple) else v for k, v in mine.items()}:
+            raise ConfigError(f"{path} was written by a training run with another config; train "
+                              "without --resume, or remove the checkpoint directory")
+        self.net_.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.history_ = list(state["history"])
+        return state["epoch"], state["best"], state["best_state"], state["stale"]
+
+    # ------------------------------------------------------------------ inference
+
+    def _batches(self, docs: Docs):
+        """Padded id tensors of at most 256 posts, on the model's device."""
+        device = next(self.net_.parameters()).device
+        ids = self.encode(docs)
+        for start in range(0, len(ids), 256):
+            yield pad(ids[start:start + 256]).to(device)
+
+    def _scores(self, docs: Docs) -> np.ndarray:
+        """p(hashtag | post), the softmax (paper §3.3)."""
+        self.net_.eval()
+        with torch.inference_mode():
+            return np.concatenate([F.softmax(self.net_(x)[0], 1).float().cpu().numpy()
+                                   for x in self._batches(docs)])
+
+    def explain(self, texts: str | list[str]) -> list[list[tuple[str, float]]]:
+        """Per text, the trigger words the local attention kept and their weights a_i, heaviest first."""
+        if not self.supports_explain:
+            return super().explain(texts)
+        self._check_fitted()
+        texts = check_texts(texts)
+        docs = [d[:self.config.max_len] for d in tokenize_many(texts)]
+        out: list[list[tuple[str, float]]] = []
+        self.net_.eval()
+        with torch.inference_mode():
+            weights = [a for x in self._batches(docs)
+                       for a in self.net_.local.weights(self.net_.embed(x), x != 0).cpu().numpy()]
+        for doc, a in zip(docs, weights):
+            kept = [(word, float(a[i])) for i, word in enumerate(doc) if a[i] > 0]
+            out.append(sorted(kept, key=lambda kv: -kv[1]))
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        return arrays, {"vocab": self.vocab_.itos}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        self.vocab_ = Vocab(list(state["vocab"]))
+        self.net_ = ACNNNet(len(self.vocab_), len(self.labels_), self.config)
+        self.net_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+        self.net_.eval()
