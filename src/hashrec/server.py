@@ -14,7 +14,8 @@ rescaling them. Bad input is a 4xx, never a 5xx: schema violations (empty or bla
 `max_text_chars`, k outside 1..max_k, wrong types, unknown fields, malformed JSON) are 422 with
 FastAPI's `{"detail": [{"loc", "msg", ...}]}`; a body over `max_body_bytes` is 413, refused from its
 Content-Length before reading and otherwise as soon as the bytes read pass the limit; a
-`HashrecError` (e.g. `explain` on a model without attention) is 422 with `{"detail": message}`.
+`HashrecError` (e.g. `explain` on a model without attention) is 422 with `{"detail": message}`;
+a body that is not UTF-8 is FastAPI's 400. Anything else is a bug: 500 with `{"detail"}`, logged.
 
 Endpoints are plain `def`: FastAPI runs them in its thread pool, so scoring never blocks the event
 loop. One lock serialises calls into the model, because a recommender is not documented as
@@ -24,15 +25,16 @@ little throughput. `hashrec serve --workers N` runs N processes, each with its o
 # No `from __future__ import annotations`: FastAPI must see the per-app request classes, not their names.
 import contextlib
 import json
+import logging
 import os
 import re
 import socket
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Any, Callable, Iterator
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
@@ -43,6 +45,7 @@ from hashrec.errors import HashrecError
 from hashrec.models.base import Recommender
 
 STATIC = Path(__file__).with_name("static")
+log = logging.getLogger("hashrec.server")
 ENV_OPTIONS = "HASHREC_SERVE_OPTIONS"  # how `serve` hands its options to worker processes
 # Strict: "5" is not a k and 1 is not a text; forbid: a misspelt field ("top_k") is an error, not ignored.
 STRICT = ConfigDict(strict=True, extra="forbid")
@@ -112,6 +115,7 @@ def _request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
 
 DETAIL = {"application/json": {"schema": {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "body is not text (not UTF-8), so not JSON at all", "content": DETAIL},
     413: {"description": "request body larger than max_body_bytes (plain text, from Starlette's guard)",
           "content": {"text/plain": {"schema": {"type": "string"}}}},
     422: {"description": "invalid request, or a model error (HashrecError) with its message", "content": DETAIL}}
@@ -139,23 +143,30 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     def _hashrec_error(request: Request, exc: HashrecError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    @app.exception_handler(Exception)
-    def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Starlette still logs the traceback; the client gets JSON and the server keeps serving.
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server log"},
-                            status_code=500)
+    def scored(call: Callable[[], Any]) -> Any:
+        """Run a model call under the lock; a bug in it is a 500 JSON answer, logged.
+
+        Raised as an HTTPException rather than left to Starlette's last-resort handler, which
+        answers 500 too but then drops the client's keep-alive connection.
+        """
+        with lock:
+            try:
+                return call()
+            except HashrecError:
+                raise
+            except Exception as exc:
+                log.exception("scoring failed")
+                raise HTTPException(500, f"internal error ({type(exc).__name__}); see the server log") from exc
 
     @app.post("/recommend", response_model=Recommendation, response_model_exclude_none=True,
               responses=ERRORS, summary="Hashtags for one post")
     def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
-        with lock:
-            return api.recommend(rec, [req.text], k=req.k, explain=req.explain)[0]
+        return scored(lambda: api.recommend(rec, [req.text], k=req.k, explain=req.explain)[0])
 
     @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_none=True,
               responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")
     def recommend_batch(req: BatchRequest) -> Any:  # type: ignore[valid-type]
-        with lock:
-            return {"results": api.recommend(rec, req.texts, k=req.k)}
+        return scored(lambda: {"results": api.recommend(rec, req.texts, k=req.k)})
 
     @app.get("/model", response_model=ModelInfo, summary="What is being served")
     def model_info() -> ModelInfo:

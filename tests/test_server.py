@@ -1,0 +1,205 @@
+"""The HTTP API, served for real by uvicorn on a loopback port, with a model trained on 2,000 real posts.
+
+Documented answers checked here: bad input is 422 (`{"detail": [{"loc", "msg"}]}` from validation,
+`{"detail": message}` from a HashrecError), a body over max_body_bytes is 413 whether or not it
+declares its length, and `explain` on a model without attention is 422 naming the models that can.
+"""
+from __future__ import annotations
+
+import select
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import schemathesis
+from schemathesis import GenerationMode
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
+from hashrec import api
+from hashrec.models import MODELS
+from hashrec.server import create_app, running
+
+MODEL = "nb" if "nb" in MODELS else "popularity"  # nb reads the text; popularity is the fallback
+LIMITS = {"max_batch": 8, "max_text_chars": 300, "max_k": 20}
+POSTS = ["钟南山院士说疫情拐点还没有到来", "武汉加油，致敬医护人员", "Stay home and stay safe"]
+
+
+@pytest.fixture(scope="module")
+def model(small_split):
+    return api.train(MODEL, small_split)
+
+
+@pytest.fixture(scope="module")
+def url(model):
+    with running(create_app(model, **LIMITS)) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def client(url):
+    with httpx.Client(base_url=url, timeout=30) as c:
+        yield c
+
+
+def test_health(client):
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_model_describes_what_is_served(client, model):
+    info = client.get("/model").json()
+    assert info["name"] == MODEL and info["labels"] == len(model.labels_)
+    assert info["metrics"] == model.metrics_ and info["metrics"]["dev"]["F1@1"] > 0
+    assert info["trained_on"]["n_train"] == 2000 and info["config"] == model.get_params()
+    assert info["limits"]["max_batch"] == 8 and info["supports_explain"] is False
+
+
+@pytest.mark.parametrize("text", POSTS)
+def test_recommend_gives_the_models_ranking(client, model, text):
+    r = client.post("/recommend", json={"text": text, "k": 4})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["text"] == text and "triggers" not in body
+    assert [(h["hashtag"], h["score"]) for h in body["hashtags"]] == model.recommend(text, k=4)[0]
+
+
+def test_batch_equals_single_requests(client):
+    batch = client.post("/recommend/batch", json={"texts": POSTS, "k": 3}).json()["results"]
+    singles = [client.post("/recommend", json={"text": t, "k": 3}).json() for t in POSTS]
+    assert batch == singles
+
+
+def test_longest_allowed_text_and_largest_k_are_accepted(client):
+    r = client.post("/recommend", json={"text": "武" * 300, "k": 20})
+    assert r.status_code == 200 and len(r.json()["hashtags"]) == 20
+
+
+BAD = {
+    "empty text": ({"text": ""}, "text"),
+    "white space only": ({"text": " \n\t\u3000"}, "text"),
+    "text too long": ({"text": "a" * 301}, "text"),
+    "k zero": ({"text": "x", "k": 0}, "k"),
+    "k over max": ({"text": "x", "k": 21}, "k"),
+    "k as string": ({"text": "x", "k": "5"}, "k"),
+    "k fractional": ({"text": "x", "k": 1.5}, "k"),
+    "k boolean": ({"text": "x", "k": True}, "k"),
+    "text a number": ({"text": 5}, "text"),
+    "text missing": ({"k": 3}, "text"),
+    "unknown field": ({"text": "x", "top_k": 3}, "top_k"),
+    "explain not bool": ({"text": "x", "explain": "yes"}, "explain"),
+}
+
+
+@pytest.mark.parametrize("body, field", BAD.values(), ids=BAD.keys())
+def test_bad_single_request_is_422_naming_the_field(client, body, field):
+    r = client.post("/recommend", json=body)
+    assert r.status_code == 422
+    assert field in [e["loc"][-1] for e in r.json()["detail"]]
+
+
+BAD_BATCH = {
+    "no texts": {"texts": []},
+    "too many texts": {"texts": ["x"] * 9},
+    "a blank text": {"texts": ["ok", "  "]},
+    "texts a string": {"texts": "武汉加油"},
+}
+
+
+@pytest.mark.parametrize("body", BAD_BATCH.values(), ids=BAD_BATCH.keys())
+def test_bad_batch_is_422(client, body):
+    r = client.post("/recommend/batch", json=body)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "texts"]
+
+
+@pytest.mark.parametrize("raw", [b'{"text": "x",', b"not json", b"[1, 2]", b'"text"'])
+def test_malformed_or_non_object_json_is_422(client, raw):
+    r = client.post("/recommend", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"]
+
+
+def test_explain_without_attention_is_422_with_the_fix(client):
+    r = client.post("/recommend", json={"text": "武汉加油", "explain": True})
+    assert r.status_code == 422 and "no attention to explain" in r.json()["detail"]
+
+
+def _raw_post(url: str, headers: str, chunk: bytes = b"", max_bytes: int = 0) -> tuple[bytes, int]:
+    """POST over a bare socket, sending `chunk` until the server answers or `max_bytes` went out.
+
+    httpx would push the whole body before reading the answer; this shows when the server answers.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as s:
+        s.sendall(f"POST /recommend HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode())
+        sent = 0
+        while sent < max_bytes and not select.select([s], [], [], 0)[0]:
+            s.sendall(chunk)
+            sent += len(chunk)
+        return s.recv(100), sent
+
+
+def test_oversized_declared_body_is_413_before_any_byte_of_it(url):
+    reply, _ = _raw_post(url, "Content-Type: application/json\r\nContent-Length: 1000000000\r\n")
+    assert reply.startswith(b"HTTP/1.1 413")
+
+
+def test_oversized_streamed_body_is_413_once_past_the_limit(url):
+    # No Content-Length: the guard counts bytes as they are read and answers without the rest.
+    chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+    reply, sent = _raw_post(url, "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
+                            chunk, max_bytes=1 << 26)
+    assert reply.startswith(b"HTTP/1.1 413") and sent < 1 << 25
+
+
+def test_oversized_body_is_413_for_httpx_too(client):
+    limit = client.get("/model").json()["limits"]["max_body_bytes"]
+    r = client.post("/recommend", content=b" " * (limit + 1), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_concurrent_requests_all_succeed_and_agree(url, model):
+    expected = {t: api.recommend(model, t, k=5)[0]["hashtags"] for t in POSTS}
+
+    def worker(i: int) -> list[tuple[int, str, list]]:
+        with httpx.Client(base_url=url, timeout=60) as c:
+            out = []
+            for j in range(4):
+                text = POSTS[(i + j) % len(POSTS)]
+                r = c.post("/recommend", json={"text": text, "k": 5})
+                out.append((r.status_code, text, r.json().get("hashtags")))
+            return out
+
+    with ThreadPoolExecutor(32) as pool:
+        results = [x for batch in pool.map(worker, range(32)) for x in batch]
+    assert len(results) == 128
+    for status, text, hashtags in results:
+        assert status == 200 and hashtags == expected[text]
+
+
+def test_unexpected_error_is_500_json_and_the_server_lives_on(small_split):
+    broken = api.train("popularity", small_split)
+    with running(create_app(broken)) as base, httpx.Client(base_url=base, timeout=30) as c:
+        broken.prior_ = None  # a damaged model: its learned state is gone
+        r = c.post("/recommend", json={"text": "武汉加油", "k": 5})
+        assert r.status_code == 500 and "internal error" in r.json()["detail"]
+        assert c.get("/health").status_code == 200
+
+
+# ---------------------------------------------------------------- fuzzing from the app's own schema
+
+@pytest.mark.parametrize("mode", list(GenerationMode))
+def test_fuzzing_from_the_openapi_schema_finds_no_server_error(url, mode):
+    """Requests generated from /openapi.json, fitting it or not: never a 5xx, always a documented answer."""
+    checks = [not_a_server_error, status_code_conformance, response_schema_conformance]
+    for result in schemathesis.openapi.from_url(f"{url}/openapi.json").get_all_operations():
+        operation = result.ok()
+        if mode is GenerationMode.NEGATIVE and operation.method.upper() == "GET":
+            continue  # no parameters: nothing to get wrong
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def call(case):
+            case.call_and_validate(checks=checks)
+
+        call()
