@@ -31,6 +31,8 @@ def _cmd_train(a: argparse.Namespace) -> None:
     params = {**(read_preset(a.config) if a.config else {}), **parse_overrides(a.set)}
     if a.base:
         params["base"] = str(a.base)
+    if a.scorer:
+        params["scorers"] = tuple(str(s) for s in a.scorer)
     model = api.train(a.model, a.data, a.out, params=params, resume=a.resume)
     dev = model.metrics_.get("dev", {})
     print(f"saved {a.model} to {a.out}" + (f"; dev F1@1 {dev['F1@1']:.4f}" if dev else ""))
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyperparameter, e.g. --set delta=0.7 --set 'windows=(1,2)'")
     tr.add_argument("--base", type=Path, help="boost: the trained model whose candidates it re-ranks")
+    tr.add_argument("--scorer", type=Path, action="append", default=[],
+                    help="boost: a trained model whose scores become features (repeatable)")
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.ckpt/")
     tr.set_defaults(func=_cmd_train)
 

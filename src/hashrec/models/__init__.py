@@ -12,6 +12,7 @@ from hashrec.errors import ConfigError
 # name -> ("module:Class", default params that distinguish this name from its class's defaults)
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "popularity": ("hashrec.models.popularity:Popularity", {}),
+    "boost": ("hashrec.ranking:Boost", {}),
     "acnn": ("hashrec.models.acnn:ACNN", {"channels": ("global", "local")}),
     "cnn": ("hashrec.models.acnn:ACNN", {"channels": ("global",)}),
     "attention": ("hashrec.models.acnn:ACNN", {"channels": ("local",)}),

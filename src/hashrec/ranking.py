@@ -1,0 +1,422 @@
+"""The talk's own idea (PAPER.md §5): the trained network as a feature extractor, gradient-boosted trees on top.
+
+`Boost` takes a trained base recommender (acnn by intent; any registered model works), keeps its top
+`n_candidates` hashtags per post, describes every (post, candidate) pair with features, and lets
+LightGBM re-score the candidates. It never adds a hashtag the base did not propose: the base's
+recall at `n_candidates` is the ceiling.
+
+Features, by group (`BoostConfig.features`; ablations are config values):
+- base:    the candidate's base score, its rank, its gap to the post's top score, and the post's top
+           score (the base's confidence).
+- label:   log training frequency of the hashtag and its length in characters.
+- post:    post length in tokens; CJK or not (the language).
+- lexical: character overlap between the hashtag and the post (useful for Chinese, where hashtags
+           are phrases of the post's characters) and the share of the hashtag's characters covered
+           by post words found inside it ("blacklivesmatter" <- black, lives, matter).
+- scorers: per extra model (NB, IBM1, kNN, TTM, ...): its score for the candidate, its rank (capped
+           at SCORER_RANKS) and the gap to its top score.
+- rep:     the network's own representation (neural bases only): h, the combined layer that feeds
+           the softmax (the talk's report uses exactly this vector), reduced by PCA to `rep_dims`;
+           the candidate's output-layer vector W_out[c] reduced by PCA to `rep_dims`; and the logit
+           h . W_out[c] + b_c and cosine(h, W_out[c]). The trees see post and hashtag in one space.
+           PCA because 200-d h on ~500k candidate rows costs memory and CPU without a matching gain.
+
+Leakage protocol. The booster must never learn from base scores on posts the base was trained on
+(their scores are overconfident and test posts will not look like them). `Boost.fit(train, dev)`
+therefore (1) refuses unless `train` is exactly the base's (and every scorer's) training set,
+proven by `trained_on_["train_sha256"]` (base.fingerprint of the training texts); (2) learns only
+from dev posts, after dropping any dev post whose text is also a training text; (3) splits those
+dev posts at random into a part the trees learn from and a `stop_fraction` part that stops
+boosting early (gbdt). acnn also picks its best epoch on the same dev posts; that selection is a
+single scalar over <= 10 epochs, so the base's dev scores are close to, not exactly, unseen-data
+scores (docs/results/boost.md discusses it).
+
+Persistence: the LightGBM model is stored as text (`model_to_string`) inside model.json; the PCA
+arrays in weights.safetensors. Base and scorers are referenced by path and loaded with
+`Recommender.load`; their weights' SHA-256 is checked on load, so moving or retraining them
+breaks the link loudly, never silently.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from hashrec.config import check
+from hashrec.data import Post
+from hashrec.errors import ConfigError, ModelFileError
+from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, check_posts, fingerprint,
+                                 top_k)
+from hashrec.store import MODEL_JSON, WEIGHTS
+from hashrec.tokens import CJK
+
+FEATURE_GROUPS = ("base", "label", "post", "lexical", "scorers", "rep")
+SCORER_RANKS = 100  # a scorer's rank beyond its top 100 is reported as 100: only the head matters
+
+
+@dataclass(frozen=True)
+class BoostConfig:
+    base: str = ""  # model directory of the trained base recommender (required)
+    scorers: tuple[str, ...] = ()  # model directories whose scores become features
+    n_candidates: int = 50  # base candidates re-ranked per post; the base's recall@50 is the ceiling
+    features: tuple[str, ...] = FEATURE_GROUPS
+    rep_dims: int = 16  # PCA components kept of h and of the output-layer hashtag vectors
+    objective: Literal["lambdarank", "binary"] = "lambdarank"  # re-ranker vs plain classifier (PAPER §5)
+    boosting: Literal["gbdt", "dart"] = "gbdt"  # dart: the talk's report; no early stopping there
+    n_estimators: int = 500  # upper bound; gbdt stops early on the held-out dev part
+    learning_rate: float = 0.05
+    num_leaves: int = 31  # LightGBM's default
+    min_child_samples: int = 50  # leaves of >= 50 candidate rows: rows of one post are correlated
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8  # with feature_fraction, what the seed changes between runs
+    stop_fraction: float = 0.2  # share of the usable dev posts held out to stop boosting early
+    early_stopping: int = 50  # rounds without a better held-out P@1 before gbdt stops
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(bool(self.base), "boost needs base=MODEL_DIR, the trained model whose candidates it "
+              "re-ranks (hashrec train --model boost --base runs/acnn ...)")
+        check(self.n_candidates >= 2, f"n_candidates must be >= 2 (something to re-rank), got {self.n_candidates}")
+        check(len(self.features) > 0 and set(self.features) <= set(FEATURE_GROUPS),
+              f"features must be a non-empty subset of {FEATURE_GROUPS}, got {self.features!r}")
+        check(0.0 < self.stop_fraction < 1.0, f"stop_fraction must be in (0, 1), got {self.stop_fraction}")
+        check(0.0 < self.feature_fraction <= 1.0 and 0.0 < self.bagging_fraction <= 1.0,
+              "feature_fraction and bagging_fraction must be in (0, 1]")
+        for name in ("rep_dims", "n_estimators", "num_leaves", "min_child_samples", "early_stopping", "threads"):
+            check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+# ---------------------------------------------------------------------------- feature helpers
+
+
+def weights_sha256(path: str | Path) -> str:
+    """The weights checksum a saved model's model.json records (store.save_model_dir)."""
+    try:
+        meta = json.loads((Path(path) / MODEL_JSON).read_text(encoding="utf-8"))
+        return meta["sha256"][WEIGHTS]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ModelFileError(f"{path}: not a readable hashrec model directory; boost references its "
+                             "base and scorers by path, train or copy them there first") from None
+
+
+def rank_features(scores: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(n, N, 3): score, rank (capped at SCORER_RANKS) and gap to the post's top score of columns `cols`.
+
+    `scores` (n, n_labels); `cols` (n, N) label ids, -1 where the model does not know the label
+    (its features are NaN: LightGBM treats missing values natively).
+    """
+    n = len(scores)
+    m = min(SCORER_RANKS, scores.shape[1])
+    ranks = np.full(scores.shape, SCORER_RANKS, dtype=np.float32)
+    idx, _ = top_k(scores, m)
+    np.put_along_axis(ranks, idx, np.broadcast_to(np.arange(m, dtype=np.float32), (n, m)), axis=1)
+    safe = np.maximum(cols, 0)
+    s = np.take_along_axis(scores, safe, axis=1)
+    out = np.stack([s, np.take_along_axis(ranks, safe, axis=1), scores.max(1, keepdims=True) - s], axis=2)
+    out[cols < 0] = np.nan
+    return out.astype(np.float32)
+
+
+def lexical_features(doc: list[str], tags: Sequence[str]) -> np.ndarray:
+    """(len(tags), 2): share of each hashtag's distinct characters found in the post, and the share of
+    its characters covered by post words (>= 2 characters) that occur inside it.
+
+    >>> lexical_features(["black", "lives", "matter", "now"], ["blacklivesmatter", "dogs"]).tolist()
+    [[1.0, 1.0], [0.5, 0.0]]
+    """
+    chars = set("".join(doc))
+    words = {w for w in doc if len(w) >= 2}
+    out = np.zeros((len(tags), 2), dtype=np.float32)
+    for j, tag in enumerate(tags):
+        tag = tag.lower()
+        tag_chars = {c for c in tag if c.isalnum()}
+        if tag_chars:
+            out[j, 0] = len(tag_chars & chars) / len(tag_chars)
+            out[j, 1] = min(1.0, sum(len(w) for w in words if w in tag) / len(tag))
+    return out
+
+
+class PCA:
+    """Principal components by SVD of the centred rows (no scikit-learn in the dependencies)."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray) -> None:
+        self.mean, self.components = mean, components  # (d,), (k, d)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, k: int) -> "PCA":
+        mean = x.mean(0)
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+        return cls(mean.astype(np.float32), vt[:k].astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) @ self.components.T
+
+
+# ---------------------------------------------------------------------------- the recommender
+
+
+class Boost(Recommender):
+    """LightGBM re-ranker of a base model's top candidates (PAPER §5); `boost` in the registry.
+
+    Attributes: `base_` and `scorers_` (the loaded models), `booster_` (lightgbm.Booster),
+    `feature_names_`, `best_iteration_`, `post_pca_` / `tag_pca_` (with the "rep" group).
+    `recommend(texts, k)` returns at most `n_candidates` hashtags, all among the base's candidates.
+    """
+
+    name = "boost"
+    Config = BoostConfig
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "Boost":
+        """Check the leakage guard, then learn from the dev posts the base never trained on."""
+        cfg = self.config
+        train = check_posts(train, "boost.fit(train)")
+        self._load_models()
+        digest = fingerprint([p.text for p in train])
+        for path, model in zip((cfg.base, *cfg.scorers), (self.base_, *self.scorers_)):
+            theirs = model.trained_on_.get("train_sha256")
+            if theirs is None:
+                raise ConfigError(f"boost: {path} records no training fingerprint (trained_on.train_sha256; "
+                                  "saved by an older hashrec), so boost cannot prove it never learns from that "
+                                  "model's training posts; retrain it with this hashrec")
+            if theirs != digest:
+                raise ConfigError(f"boost: the train posts given are not the ones {path} was trained on; pass "
+                                  "that model's own training split as train (boost learns from dev posts only, "
+                                  "and needs train to exclude them)")
+        if not dev:
+            raise ConfigError("boost learns from dev posts the base never saw; give a dev split "
+                              "(DATA/dev.jsonl.gz, or fit(train, dev))")
+        seen = {p.text for p in train}
+        usable = [p for p in check_posts(dev, "boost.fit(dev)") if p.text not in seen]
+        if not usable:
+            raise ConfigError("boost: every dev post is also a training post of the base; give held-out posts")
+        self.trained_on_ = {**self.trained_on_, "n_dev": len(dev), "n_dev_dropped_as_train": len(dev) - len(usable)}
+        return super().fit(train, usable)  # type: ignore[return-value]
+
+    def _load_models(self) -> None:
+        cfg = self.config
+        self.base_ = Recommender.load(cfg.base)
+        self.scorers_ = [Recommender.load(p) for p in cfg.scorers]
+        self.checksums_ = [weights_sha256(p) for p in (cfg.base, *cfg.scorers)]
+        if "rep" in cfg.features and not hasattr(getattr(self.base_, "net_", None), "features"):
+            raise ConfigError(f"boost: feature group 'rep' needs a neural base (acnn, cnn, attention), "
+                              f"{cfg.base} is {self.base_.name}; drop it, e.g. --set "
+                              "\"features=('base','label','post','lexical','scorers')\"")
+        names = [s.name for s in self.scorers_]
+        self.scorer_names_ = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
+        # each scorer's label id of every base label (-1: unknown to that scorer)
+        self.scorer_cols_ = [np.array([s.label_index_.get(t, -1) for t in self.base_.labels_]) for s in self.scorers_]
+
+    def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
+        import lightgbm as lgb
+
+        cfg = self.config
+        assert dev is not None  # fit() refuses to run without dev posts
+        # candidates are base labels: take the base's label set (the same training posts, checked in fit)
+        self.labels_, self.label_index_ = self.base_.labels_, self.base_.label_index_
+        self.label_counts_ = self.base_.label_counts_
+        rng = np.random.default_rng(cfg.seed)
+        order = rng.permutation(len(dev.docs))
+        n_stop = max(1, int(round(cfg.stop_fraction * len(order))))
+        parts = {"stop": order[:n_stop], "fit": order[n_stop:]}
+        if "rep" in cfg.features:
+            self.post_pca_ = PCA.fit(self._h([dev.docs[i] for i in parts["fit"]]), cfg.rep_dims)
+            self.tag_pca_ = PCA.fit(self._out_weight(), cfg.rep_dims)
+        data, recall = {}, {}
+        for part, idx in parts.items():
+            d, t = [dev.docs[i] for i in idx], [dev.tags[i] for i in idx]
+            cand, X = self._features(d)
+            gold = [set(g) for g in t]
+            y = np.array([[self.labels_[c] in g for c in row] for row, g in zip(cand, gold)], dtype=np.float32)
+            recall[part] = float(y.sum() / max(1, sum(map(len, gold))))
+            keep = y.any(1) if (part == "fit" and cfg.objective == "lambdarank") else np.ones(len(y), bool)
+            data[part] = (X[keep].reshape(-1, X.shape[2]), y[keep].ravel(), cand.shape[1])
+        self.feature_names_ = self._feature_names()
+        self.booster_, self.best_iteration_ = self._train_booster(lgb, data)
+        self.trained_on_ = {**self.trained_on_, "n_dev_fit": len(parts["fit"]), "n_dev_stop": n_stop,
+                            "candidate_recall": recall, "best_iteration": self.best_iteration_}
+        print(format_importance(importance(self)[:20]), file=sys.stderr)
+
+    def _train_booster(self, lgb: Any, data: dict) -> tuple[Any, int]:
+        """LightGBM on the "fit" part; gbdt stops on held-out P@1 of the "stop" part (dart cannot stop early)."""
+        cfg = self.config
+        params = {"objective": cfg.objective, "boosting": cfg.boosting, "learning_rate": cfg.learning_rate,
+                  "num_leaves": cfg.num_leaves, "min_child_samples": cfg.min_child_samples,
+                  "feature_fraction": cfg.feature_fraction, "bagging_fraction": cfg.bagging_fraction,
+                  "bagging_freq": 1, "num_threads": cfg.threads, "seed": cfg.seed, "deterministic": True,
+                  "metric": "None", "verbosity": -1}
+        sets = {}
+        for part, (X, y, n) in data.items():
+            group = [n] * (len(y) // n) if cfg.objective == "lambdarank" else None
+            sets[part] = lgb.Dataset(X, y, group=group, feature_name=self.feature_names_, free_raw_data=False,
+                                     reference=sets.get("fit"))
+        n = data["stop"][2]
+
+        def p_at_1(preds: np.ndarray, ds: Any) -> tuple[str, float, bool]:
+            """Share of held-out posts whose top re-scored candidate is a gold hashtag (F1@1's numerator)."""
+            hit = np.take_along_axis(ds.get_label().reshape(-1, n), preds.reshape(-1, n).argmax(1)[:, None], 1)
+            return "p@1", float(hit.mean()), True
+
+        callbacks = [lgb.early_stopping(cfg.early_stopping, verbose=False)] if cfg.boosting == "gbdt" else []
+        booster = lgb.train(params, sets["fit"], num_boost_round=cfg.n_estimators, valid_sets=[sets["stop"]],
+                            valid_names=["stop"], feval=p_at_1, callbacks=callbacks)
+        best = booster.best_iteration if cfg.boosting == "gbdt" and booster.best_iteration > 0 \
+            else booster.current_iteration()
+        return booster, int(best)
+
+    # ------------------------------------------------------------------ features
+
+    def _h(self, docs: Docs) -> np.ndarray:
+        """h, the base network's combined layer (the softmax input), (len(docs), hidden)."""
+        import torch
+
+        from hashrec.models.acnn import pad
+
+        net = self.base_.net_
+        net.eval()
+        ids = self.base_.encode(docs)
+        device = next(net.parameters()).device
+        with torch.inference_mode():
+            return np.concatenate([net.features(pad(ids[i:i + 256]).to(device)).float().cpu().numpy()
+                                   for i in range(0, len(ids), 256)])
+
+    def _out_weight(self) -> np.ndarray:
+        return self.base_.net_.out.weight.detach().float().cpu().numpy()  # (n_labels, hidden)
+
+    def _feature_names(self) -> list[str]:
+        g, names = self.config.features, []
+        if "base" in g:
+            names += ["base_score", "base_rank", "base_gap", "base_top"]
+        if "label" in g:
+            names += ["log_freq", "tag_chars"]
+        if "post" in g:
+            names += ["post_len", "cjk"]
+        if "lexical" in g:
+            names += ["char_overlap", "word_cover"]
+        if "scorers" in g:
+            names += [f"{s}_{f}" for s in self.scorer_names_ for f in ("score", "rank", "gap")]
+        if "rep" in g:
+            names += ["logit", "cosine"] + [f"h_pc{i}" for i in range(self.post_pca_.components.shape[0])] \
+                + [f"tag_pc{i}" for i in range(self.tag_pca_.components.shape[0])]
+        return names
+
+    def _features(self, docs: Docs) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate label ids (n, N) and their features (n, N, n_features), in CHUNK-sized batches."""
+        cands, feats = [], []
+        for start in range(0, len(docs), CHUNK):
+            c, f = self._chunk_features(docs[start:start + CHUNK])
+            cands.append(c)
+            feats.append(f)
+        return np.concatenate(cands), np.concatenate(feats)
+
+    def _chunk_features(self, docs: Docs) -> tuple[np.ndarray, np.ndarray]:
+        g = self.config.features
+        scores = np.asarray(self.base_._scores(docs), dtype=np.float64)
+        cand, _ = top_k(scores, self.config.n_candidates)  # (n, N) base label ids, best first
+        n, N = cand.shape
+        blocks: list[np.ndarray] = []
+
+        def post_level(v: np.ndarray) -> np.ndarray:
+            return np.broadcast_to(np.asarray(v, dtype=np.float32).reshape(n, 1, -1), (n, N, np.size(v) // n))
+
+        if "base" in g:
+            blocks += [rank_features(scores, cand)[:, :, [0, 1, 2]], post_level(scores.max(1))]
+        if "label" in g:
+            counts = self.label_counts_[cand]
+            chars = np.array([len(t) for t in self.labels_], dtype=np.float32)[cand]
+            blocks.append(np.stack([np.log1p(counts).astype(np.float32), chars], axis=2))
+        if "post" in g:
+            blocks.append(post_level(np.array([[len(d), float(any(CJK.search(w) for w in d))] for d in docs])))
+        if "lexical" in g:
+            blocks.append(np.stack([lexical_features(d, [self.labels_[c] for c in row]) for d, row in zip(docs, cand)]))
+        if "scorers" in g:
+            for scorer, cols in zip(self.scorers_, self.scorer_cols_):
+                blocks.append(rank_features(np.asarray(scorer._scores(docs), dtype=np.float64), cols[cand]))
+        if "rep" in g:
+            h, W = self._h(docs), self._out_weight()
+            b = self.base_.net_.out.bias.detach().float().cpu().numpy()
+            w_c = W[cand]  # (n, N, hidden)
+            logit = np.einsum("nh,nkh->nk", h, w_c) + b[cand]
+            cosine = np.einsum("nh,nkh->nk", h, w_c) / (
+                np.linalg.norm(h, axis=1)[:, None] * np.linalg.norm(w_c, axis=2) + 1e-9)
+            blocks += [np.stack([logit, cosine], axis=2), post_level(self.post_pca_(h)),
+                       self.tag_pca_(W)[cand]]
+        return cand, np.concatenate([b.astype(np.float32) for b in blocks], axis=2)
+
+    # ------------------------------------------------------------------ inference
+
+    def rank_docs(self, docs: Docs, k: int) -> list[Ranking]:
+        """Top-k of the base's candidates by the booster's score; ties keep the base's order."""
+        self._check_fitted()
+        if not docs:
+            return []
+        cand, X = self._features(docs)
+        n, N, F = X.shape
+        s = self.booster_.predict(X.reshape(-1, F), num_iteration=self.best_iteration_).reshape(n, N)
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        return [[(self.labels_[cand[i, j]], float(s[i, j])) for j in row] for i, row in enumerate(order)]
+
+    # ------------------------------------------------------------------ persistence
+
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {}
+        if "rep" in self.config.features:
+            arrays = {"post_pca_mean": self.post_pca_.mean, "post_pca_components": self.post_pca_.components,
+                      "tag_pca_mean": self.tag_pca_.mean, "tag_pca_components": self.tag_pca_.components}
+        return arrays, {"booster": self.booster_.model_to_string(), "best_iteration": self.best_iteration_,
+                        "feature_names": self.feature_names_, "checksums": self.checksums_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        import lightgbm as lgb
+
+        self._load_models()
+        if self.checksums_ != list(state["checksums"]):
+            raise ModelFileError(f"boost: its base or a scorer ({', '.join((self.config.base, *self.config.scorers))}) "
+                                 "was retrained or replaced since the booster was trained (weights checksum "
+                                 "differs); retrain boost on the current models")
+        if "rep" in self.config.features:
+            self.post_pca_ = PCA(arrays["post_pca_mean"], arrays["post_pca_components"])
+            self.tag_pca_ = PCA(arrays["tag_pca_mean"], arrays["tag_pca_components"])
+        self.booster_ = lgb.Booster(model_str=state["booster"])
+        self.best_iteration_ = int(state["best_iteration"])
+        self.feature_names_ = list(state["feature_names"])
+
+
+# ---------------------------------------------------------------------------- feature importance
+
+
+def importance(model: Boost) -> list[tuple[str, float]]:
+    """Features by total split gain over the kept trees, as shares summing to 1, largest first."""
+    gain = model.booster_.feature_importance("gain", iteration=model.best_iteration_)
+    total = float(gain.sum()) or 1.0
+    return sorted(zip(model.feature_names_, (g / total for g in gain)), key=lambda kv: -kv[1])
+
+
+def format_importance(rows: Sequence[tuple[str, float]]) -> str:
+    """A two-column text table: feature, share of gain."""
+    return "\n".join(["feature\tgain share"] + [f"{name}\t{share:.4f}" for name, share in rows])
+
+
+def plot_importance(model: Boost, path: str | Path, top: int = 25, title: str = "") -> None:
+    """A horizontal bar chart (PNG) of the `top` features by gain share."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = importance(model)[:top][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.25 * len(rows) + 1.2))
+    ax.barh([r[0] for r in rows], [r[1] for r in rows], color="#4c72b0")
+    ax.set_xlabel("share of total split gain")
+    ax.set_title(title or f"boost on {Path(model.config.base).name}: feature importance")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
