@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from hashrec import __version__, api
+from hashrec.bench import TWEETEVAL, WEIBO, bench, format_rows
 from hashrec.config import parse_overrides, read_preset
 from hashrec.errors import HashrecError
 from hashrec.metrics import format_table
@@ -73,6 +74,14 @@ def _cmd_serve(a: argparse.Namespace) -> None:
 
     serve(a.model, host=a.host, port=a.port, workers=a.workers, access_log=not a.no_access_log,
           max_batch=a.max_batch, max_text_chars=a.max_text_chars)
+
+
+def _cmd_bench(a: argparse.Namespace) -> None:
+    rows = bench(a.data, a.en_data, quick=a.quick, model=a.model, params=parse_overrides(a.set),
+                 threads=a.threads, train_budget=a.train_budget, out=a.out)
+    print(format_rows(rows))
+    if a.out:
+        print(f"wrote {a.out}/bench.json and {a.out}/bench.md")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-text-chars", type=int, default=2000, help="longest post accepted")
     sv.add_argument("--no-access-log", action="store_true", help="do not log every request")
     sv.set_defaults(func=_cmd_serve)
+
+    bn = sub.add_parser("bench", formatter_class=fmt, help="speed and memory: tokenise, train, infer vs fastText",
+                        description="Measure tokenisation, training (time to fastText's dev F1@1), batch and "
+                        "single-post inference against fastText's predict, peak memory and the achieved "
+                        "fraction of matmul peak, in one run; see docs/PERFORMANCE.md.")
+    bn.add_argument("--data", type=Path, default=WEIBO, help="split directory (train and dev) for the model")
+    bn.add_argument("--en-data", type=Path, default=TWEETEVAL, help="split directory for the English tokenizer")
+    bn.add_argument("--model", default="acnn", choices=["acnn", "cnn", "attention"],
+                    help="the ACNN or one of its ablations")
+    bn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    bn.add_argument("--threads", type=int, default=2, help="torch, fastText and tokenizer pool threads")
+    bn.add_argument("--train-budget", type=float, help="seconds of model fit before it is stopped (default 480, quick 30)")
+    bn.add_argument("--quick", action="store_true", help="smoke run: 1,000 posts, a small model, short timings")
+    bn.add_argument("--out", type=Path, help="folder for bench.json and bench.md")
+    bn.set_defaults(func=_cmd_bench)
     return p
 
 

@@ -99,18 +99,24 @@ def tokenize_many(texts: Sequence[str], *, workers: int | None = None, cache: bo
                 return docs
         except (OSError, EOFError, json.JSONDecodeError):
             pass  # a damaged cache is rebuilt below
+    docs = tokenize_parallel(texts, workers=workers, progress=progress)
+    if cache:
+        with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+            f.write(json.dumps(docs, ensure_ascii=False).encode())
+    return docs
+
+
+def tokenize_parallel(texts: Sequence[str], *, workers: int | None = None,
+                      progress: bool = False) -> list[list[str]]:
+    """`tokenize` over `workers` processes (default: the CPUs, at most 4), whatever the batch size; no cache."""
+    texts = list(texts)
     workers = workers or min(os.cpu_count() or 1, 4)
     chunks = [texts[i:i + 2000] for i in range(0, len(texts), 2000)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = pool.map(_tokenize_chunk, chunks)
-            docs = [d for part in _progress(parts, len(chunks), progress) for d in part]
-    else:
-        docs = [d for c in _progress(map(_tokenize_chunk, chunks), len(chunks), progress) for d in c]
-    if cache:
-        with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
-            f.write(json.dumps(docs, ensure_ascii=False).encode())
-    return docs
+            return [d for part in _progress(parts, len(chunks), progress) for d in part]
+    return [d for c in _progress(map(_tokenize_chunk, chunks), len(chunks), progress) for d in c]
 
 
 def _progress(it: Iterable, total: int, enabled: bool) -> Iterable:

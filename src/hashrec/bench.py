@@ -1,0 +1,513 @@
+"""`hashrec bench`: speed and memory of the pipeline on the reference benchmarks, in one run.
+
+The machine is shared and noisy, so everything is measured in the same run and the figures that
+matter are ratios (ACNN against fastText, achieved against peak FLOP/s); each row carries the
+1-minute load average at the time it was taken. Steps:
+
+1. tokenisation throughput, Chinese (jieba, weibo) and English (tweeteval), one process and the pool;
+2. fastText (`fasttext` package: supervised, hierarchical softmax, word bigrams) trained on the
+   same tokens: its time and dev F1@1, the bar ACNN has to reach;
+3. ACNN trained in a child process (`hashrec.models.create` + `fit`): epoch time, posts/s, the
+   wall time until its dev F1@1 reaches fastText's, peak RSS. A watcher thread reads the model's
+   per-epoch `history_` and stops the fit (KeyboardInterrupt) at the time budget or at the bar;
+4. serving in a second child process (`Recommender.load`): batch throughput and single-post latency
+   of ACNN and of fastText's `predict` on the same posts, "text in" (tokenisation included) and
+   "tokens in", peak RSS;
+5. the fraction of the machine's matrix-multiply peak (a large `torch.matmul`, same child) that
+   ACNN's forward (inference) and forward + backward (training) FLOPs reach, FLOPs counted from
+   the config (`acnn_flops`).
+
+`bench(data, ...)` is the Python entry point; `quick=True` is a smoke run on a few thousand posts.
+"""
+from __future__ import annotations
+
+import _thread
+import contextlib
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import queue
+import resource
+import statistics
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from hashrec.data import load_split
+from hashrec.errors import HashrecError
+from hashrec.metrics import evaluate_ranked
+from hashrec.store import atomic_open, write_json
+from hashrec.tokens import tokenize_many, tokenize_parallel
+
+ROOT = Path(__file__).resolve().parents[2]
+WEIBO = ROOT.parent / "shared" / "benchmarks" / "weibo"
+TWEETEVAL = ROOT.parent / "shared" / "benchmarks" / "tweeteval"
+K = 5  # hashtags per post in every inference measurement (the CLI's default)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each measurement to run; every step is bounded in posts or in seconds."""
+
+    n_train: int | None  # training posts (None: all)
+    n_dev: int | None  # dev posts for F1@1 (None: all)
+    n_tokenize: int  # posts per tokenisation measurement
+    n_infer: int  # posts per batch-inference measurement
+    n_latency: int  # single-post calls per latency measurement
+    seconds: float  # cap on each throughput / latency measurement
+    train_budget: float  # seconds of ACNN fit before it is stopped
+    acnn: dict[str, Any] = field(default_factory=dict)  # overrides of the model's defaults
+    fasttext_epochs: int = 5  # fastText's own default
+    batch_sizes: tuple[int, ...] = (1, 16, 64, 256, 1024)
+
+
+FULL = Plan(n_train=None, n_dev=None, n_tokenize=20_000, n_infer=10_000, n_latency=200, seconds=30.0,
+            train_budget=480.0)
+QUICK = Plan(n_train=1000, n_dev=200, n_tokenize=300, n_infer=200, n_latency=10, seconds=1.0,
+             train_budget=30.0, fasttext_epochs=2, batch_sizes=(1, 64),
+             acnn={"dim": 16, "n_maps": 16, "local_dim": 16, "hidden": 32, "embeddings": "random", "epochs": 1,
+                   "batch_size": 50, "lr": 0.01})  # 20 steps: enough to learn the frequent hashtags
+
+
+@dataclass
+class Row:
+    """One figure: `value` in `unit`; `bound` is ">" when the value is a lower bound (not reached)."""
+
+    group: str
+    measure: str
+    value: float
+    unit: str
+    note: str = ""
+    bound: str = ""
+    load: float = field(default_factory=lambda: round(os.getloadavg()[0], 2))
+
+
+# ---------------------------------------------------------------------------- timing helpers
+
+
+def rate(fn: Callable[[list], Any], items: Sequence, batch: int, seconds: float) -> float:
+    """Items per second of `fn` over successive batches, stopping after `seconds` (at least one batch)."""
+    done, t0 = 0, time.perf_counter()
+    for start in range(0, len(items), batch):
+        fn(list(items[start:start + batch]))
+        done += len(items[start:start + batch])
+        if time.perf_counter() - t0 > seconds:
+            break
+    return done / (time.perf_counter() - t0)
+
+
+def latency_ms(fn: Callable[[Any], Any], items: Sequence, seconds: float) -> tuple[float, float]:
+    """Median and 95th percentile milliseconds of `fn(item)`, one item a call, for at most `seconds`."""
+    times: list[float] = []
+    t_end = time.perf_counter() + seconds
+    for item in items:
+        t = time.perf_counter()
+        fn(item)
+        times.append((time.perf_counter() - t) * 1000)
+        if t > t_end:
+            break
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(0.95 * len(times)))]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_peak(threads: int, n: int = 2048, seconds: float = 3.0) -> float:
+    """GFLOP/s of the best of repeated (n x n) @ (n x n) float32 products on `threads` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    c = torch.matmul(a, b)  # warm-up: thread pool, caches
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t = time.perf_counter()
+        torch.matmul(a, b, out=c)
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def acnn_flops(config: Any, n_labels: int, n_tokens: float) -> float:
+    """Forward FLOPs (2 per multiply-add) of one post of `n_tokens` words through `ACNNNet`.
+
+    Counts the matrix products only (element-wise tanh, max pooling and softmax are < 1%):
+    global windows l (wide convolution: n + l - 1 positions of d*l -> n_maps), the attention
+    score convolution (n positions of d*h -> 1), the folding sum (n*d), h_l (d -> local_dim),
+    the combining layer ([h_g; h_l] -> hidden) and the output layer (hidden -> labels).
+    Training costs about 3x this: the backward pass takes one product for the gradient of the
+    input and one for that of the weights (the embeddings are trained, so the first layer's
+    input gradient is needed too).
+    """
+    d, n = config.dim, n_tokens
+    macs, width = 0.0, 0
+    if "global" in config.channels:
+        macs += sum((n + l - 1) * d * l * config.n_maps for l in config.windows)
+        width += config.n_maps * len(config.windows)
+    if "local" in config.channels:
+        macs += n * d * config.h + n * d + d * config.local_dim
+        width += config.local_dim
+    macs += width * config.hidden + config.hidden * n_labels
+    return 2 * macs
+
+
+# ---------------------------------------------------------------------------- child processes
+
+
+@contextlib.contextmanager
+def child(target: Callable, job: dict[str, Any], deadline: float) -> Iterator[Callable[[], tuple]]:
+    """Run `target(queue, job)` in a fresh (spawned) interpreter; yield a `next event` function.
+
+    Spawned, not forked, so that its peak RSS is its own. The child is killed at `deadline`
+    (time.monotonic) if it has not finished by then.
+    """
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_child_entry, args=(q, target, job), daemon=True)
+    proc.start()
+
+    def next_event() -> tuple:
+        try:
+            event = q.get(timeout=max(1.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise HashrecError(f"benchmark step {target.__name__} ran past its time limit; "
+                               "rerun when the machine is less loaded, or with --quick") from None
+        if event[0] == "error":
+            raise HashrecError(f"benchmark step {target.__name__} failed:\n{event[1]}")
+        return event
+
+    try:
+        yield next_event
+    finally:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+def _child_entry(q: Any, target: Callable[[Any, dict], None], job: dict) -> None:
+    """Run a child step; report its exception to the parent instead of dying silently."""
+    try:
+        target(q, job)
+    except BaseException:  # the parent re-raises it as a HashrecError
+        q.put(("error", traceback.format_exc()))
+
+
+def _watch(model: Any, q: Any, t0: float, job: dict, state: dict, lock: threading.Lock) -> None:
+    """Report each finished epoch of `model.fit`; interrupt the fit at the budget or at the F1 bar."""
+    seen = 0
+    while True:
+        now = time.perf_counter() - t0
+        history = getattr(model, "history_", None)
+        if history is not None and "train_start" not in state:
+            state["train_start"] = now  # history_ is created right before the first epoch
+            q.put(("train_start", now))
+        if history is not None and len(history) > seen:
+            for entry in history[seen:]:
+                f1 = entry.get("dev_f1@1") or 0.0
+                q.put(("epoch", now, f1, peak_rss_mb()))
+                state["reached"] = state.get("reached") or f1 >= job["target_f1"]
+            seen = len(history)
+        with lock:
+            if not state["fitting"]:
+                return
+            if now > job["budget"] or (state.get("reached") and job["stop_at_target"]):
+                state["stopped"] = "stopped at the F1 bar" if state.get("reached") else "stopped at the time budget"
+                _thread.interrupt_main()
+                return
+        time.sleep(0.05)
+
+
+def _train_child(q: Any, job: dict) -> None:
+    """Fit `job["model"]` on the split, timing epochs through a watcher thread; save it for serving."""
+    import torch
+
+    from hashrec.models import create
+
+    torch.set_num_threads(job["threads"])
+    train = load_split(job["data"], "train")[:job["n_train"]]
+    dev = load_split(job["data"], "dev")[:job["n_dev"]]
+    model = create(job["model"], **job["params"])
+    state, lock = {"fitting": True, "stopped": "finished all epochs"}, threading.Lock()
+    t0 = time.perf_counter()
+    threading.Thread(target=_watch, args=(model, q, t0, job, state, lock), daemon=True).start()
+    try:
+        try:
+            model.fit(train, dev)
+        finally:
+            with lock:
+                state["fitting"] = False
+        time.sleep(0.1)  # an interrupt raised just as fit returned lands here, inside the try
+    except KeyboardInterrupt:
+        pass  # the watcher stopped the fit: the weights so far serve for the inference timings
+    q.put(("fit_end", time.perf_counter() - t0, state["stopped"], peak_rss_mb(), len(train)))
+    model.save(job["model_dir"])
+    q.put(("saved",))
+
+
+def _serve_child(q: Any, job: dict) -> None:
+    """Load the saved models and time batch and single-post inference, then the matmul peak."""
+    import fasttext
+    import torch
+
+    from hashrec.models.base import Recommender
+
+    torch.set_num_threads(job["threads"])
+    texts, plan = job["texts"], Plan(**job["plan"])
+    docs = tokenize_many(texts, cache=False)
+    model = Recommender.load(job["model_dir"])
+    model.rank_docs(docs[:64], K)  # warm-up
+    out = {
+        "acnn_tokens": rate(lambda b: model.rank_docs(b, K), docs, len(docs), plan.seconds),
+        "acnn_text": rate(lambda b: model.recommend(b, K), texts, 1000, plan.seconds),
+        "acnn_latency_text": latency_ms(lambda t: model.recommend(t, K), texts[:plan.n_latency], plan.seconds),
+        "acnn_latency_tokens": latency_ms(lambda d: model.rank_docs([d], K), docs[:plan.n_latency], plan.seconds),
+    }
+    out["acnn_threads"] = {}
+    for threads in sorted({1, job["threads"]}):
+        torch.set_num_threads(threads)
+        out["acnn_threads"][threads] = (
+            rate(lambda b: model.rank_docs(b, K), docs, len(docs), plan.seconds),
+            latency_ms(lambda d: model.rank_docs([d], K), docs[:plan.n_latency], plan.seconds)[0])
+    torch.set_num_threads(job["threads"])
+    out["batch_sizes"] = _batch_sweep(model, docs, plan)
+    out["serve_rss_mb"] = peak_rss_mb()  # before fastText is loaded: ACNN serving alone
+    out["config"] = dataclasses.asdict(model.config)
+    out["n_labels"] = len(model.labels_)
+    out["mean_tokens"] = statistics.fmean(max(1, min(len(d), model.config.max_len)) for d in docs)
+
+    ft = fasttext.load_model(job["fasttext"])
+    lines = [" ".join(d) for d in docs]
+    ft.predict(lines[:64], k=K)
+    out["ft_tokens"] = rate(lambda b: ft.predict(b, k=K), lines, len(lines), plan.seconds)
+    out["ft_text"] = rate(lambda b: ft.predict([" ".join(d) for d in tokenize_many(b, cache=False)], k=K),
+                          texts, 1000, plan.seconds)
+    out["ft_latency_text"] = latency_ms(lambda t: ft.predict([" ".join(tokenize_many([t])[0])], k=K),
+                                        texts[:plan.n_latency], plan.seconds)
+    out["ft_latency_tokens"] = latency_ms(lambda s: ft.predict([s], k=K), lines[:plan.n_latency], plan.seconds)
+    out["matmul_gflops"] = matmul_peak(job["threads"], seconds=min(plan.seconds, 5.0))
+    q.put(("serve", out))
+
+
+def _batch_sweep(model: Any, docs: list[list[str]], plan: Plan) -> dict[str, float]:
+    """Posts/s of the network alone (`model.net_`) at each batch size, posts in given vs length-sorted order.
+
+    Sorting by length before batching is what `bucketed_batches` does in training; at inference it
+    cuts the padding (a batch is as long as its longest post).
+    """
+    import torch
+
+    from hashrec.models.acnn import pad
+
+    ids = model.encode(docs)
+    by_length = sorted(ids, key=len)
+    out = {}
+    model.net_.eval()
+    with torch.inference_mode():
+        for bs in plan.batch_sizes:
+            for order, rows in (("given", ids), ("sorted", by_length)):
+                out[f"{bs} {order}"] = rate(lambda b: model.net_(pad(b)), rows, bs, plan.seconds / 2)
+    return out
+
+
+# ---------------------------------------------------------------------------- the steps
+
+
+def bench_tokenize(zh: list[str], en: list[str], workers: int, plan: Plan) -> list[Row]:
+    """Posts/s of `tokenize` in this process and on the worker pool, cache off."""
+    rows = []
+    tokenize_many(zh[:10])  # loads jieba's dictionary once, outside the timings
+    for lang, texts in (("zh (jieba)", zh), ("en (regex)", en)):
+        texts = texts[:plan.n_tokenize]
+        for label, fn in (("1 process", lambda b: tokenize_many(b, cache=False)),
+                          (f"pool of {workers}", lambda b: tokenize_parallel(b, workers=workers))):
+            rows.append(Row("tokenise", f"{lang}, {label}", rate(fn, texts, len(texts), plan.seconds),
+                            "posts/s", f"{len(texts):,} posts"))
+    return rows
+
+
+def fasttext_fit(docs: list[list[str]], tags: list[tuple[str, ...]], path: Path, epochs: int,
+                 threads: int) -> tuple[Any, list[str], float]:
+    """Train fastText supervised (loss hs, wordNgrams 2, dim 100) on our tokens; save it to `path`.
+
+    Labels are written as `__label__<index>` because hashtags may contain spaces.
+    """
+    import fasttext
+
+    labels = sorted({t for ts in tags for t in ts})
+    index = {t: i for i, t in enumerate(labels)}
+    train_file = path.with_suffix(".txt")
+    with atomic_open(train_file, "w", encoding="utf-8") as f:
+        for doc, ts in zip(docs, tags):
+            f.write(" ".join(f"__label__{index[t]}" for t in ts) + " " + " ".join(doc) + "\n")
+    t = time.perf_counter()
+    ft = fasttext.train_supervised(input=str(train_file), loss="hs", wordNgrams=2, dim=100,
+                                   epoch=epochs, thread=threads, verbose=0, seed=0)
+    seconds = time.perf_counter() - t
+    ft.save_model(str(path))
+    return ft, labels, seconds
+
+
+def fasttext_f1(ft: Any, labels: list[str], docs: list[list[str]], tags: list[tuple[str, ...]]) -> float:
+    predicted, _ = ft.predict([" ".join(d) for d in docs], k=1)
+    ranked = [[labels[int(p.removeprefix("__label__"))] for p in ps] for ps in predicted]
+    return evaluate_ranked(tags, ranked, ks=(1,))[1].f1
+
+
+def bench_train(job: dict) -> tuple[list[Row], dict]:
+    """ACNN fit in a child: rows for setup, epochs, F1 bar, RSS; returns the fit summary too."""
+    epochs, start, reached_at, fit_end = [], None, None, None
+    with child(_train_child, job, time.monotonic() + job["budget"] + 600) as next_event:
+        while (event := next_event())[0] != "saved":
+            if event[0] == "train_start":
+                start = event[1]
+            elif event[0] == "epoch":
+                epochs.append(event[1:])
+                if reached_at is None and event[2] >= job["target_f1"]:
+                    reached_at = event[1]
+            elif event[0] == "fit_end":
+                fit_end = event
+    _, fit_s, stopped, rss, n_train = fit_end
+    ends = [start] + [e[0] for e in epochs]
+    epoch_s = [b - a for a, b in zip(ends, ends[1:])] or [fit_s - start]
+    best = max((e[1] for e in epochs), default=0.0)
+    name = job["model"]
+    rows = [
+        Row("train", f"{name}: setup before epoch 1 (vocabulary, word2vec)", start, "s"),
+        Row("train", f"{name}: epoch time", statistics.fmean(epoch_s), "s",
+            f"mean of {len(epochs)} epoch(s), dev scoring included" if epochs else "first epoch unfinished",
+            bound="" if epochs else ">"),
+        Row("train", f"{name}: training throughput", n_train / statistics.fmean(epoch_s), "posts/s",
+            bound="" if epochs else "<"),
+        Row("train", f"{name}: best dev F1@1", best, "", f"fit {stopped} after {fit_s:.0f} s"),
+        Row("train", f"{name}: wall time to fastText's dev F1@1", reached_at or fit_s, "s",
+            "from the fit call" if reached_at else "not reached", bound="" if reached_at else ">"),
+        Row("memory", f"{name}: peak RSS, training", rss, "MB", "fit in a fresh process"),
+    ]
+    return rows, {"epoch_s": statistics.fmean(epoch_s), "n_train": n_train, "epochs": len(epochs)}
+
+
+def bench_serve(job: dict, plan: Plan, train: dict) -> list[Row]:
+    """Inference, memory and FLOP rows from the serving child."""
+    with child(_serve_child, job, time.monotonic() + 40 * plan.seconds + 300) as next_event:
+        out = next_event()[1]
+    name, n = job["model"], len(job["texts"])
+    rows = [
+        Row("infer", f"{name}: batch, tokens in", out["acnn_tokens"], "posts/s", f"{n:,} dev posts, k={K}"),
+        Row("infer", "fastText predict: batch, tokens in", out["ft_tokens"], "posts/s"),
+        Row("infer", f"{name} / fastText, tokens in", out["acnn_tokens"] / out["ft_tokens"], "x"),
+        Row("infer", f"{name}: batch, text in", out["acnn_text"], "posts/s", "tokenised in batches of 1,000"),
+        Row("infer", "fastText predict: batch, text in", out["ft_text"], "posts/s", "same tokenizer"),
+        Row("infer", f"{name} / fastText, text in", out["acnn_text"] / out["ft_text"], "x"),
+    ]
+    for what in ("text", "tokens"):
+        for who, key in ((name, "acnn"), ("fastText predict", "ft")):
+            median, p95 = out[f"{key}_latency_{what}"]
+            rows.append(Row("latency", f"{who}: one post, {what} in", median, "ms", f"median; p95 {p95:.2f} ms"))
+    rows.append(Row("memory", f"{name}: peak RSS, serving", out["serve_rss_mb"], "MB", "load + the runs above"))
+    cfg = dataclasses.make_dataclass("Cfg", out["config"])(**out["config"])
+    fwd = acnn_flops(cfg, out["n_labels"], out["mean_tokens"])
+    peak = out["matmul_gflops"]
+    train_gflops = 3 * fwd * train["n_train"] / train["epoch_s"] / 1e9
+    infer_gflops = fwd * out["acnn_tokens"] / 1e9
+    rows += [
+        Row("flops", f"matmul peak, {job['threads']} thread(s)", peak, "GFLOP/s", "2048x2048 float32, best"),
+        Row("flops", f"{name}: forward per post", fwd / 1e6, "MFLOP",
+            f"{out['mean_tokens']:.1f} words, {out['n_labels']:,} labels"),
+        Row("flops", f"{name}: training, achieved", train_gflops, "GFLOP/s",
+            f"{train_gflops / peak:.1%} of peak (3x forward per post)"),
+        Row("flops", f"{name}: inference, achieved", infer_gflops, "GFLOP/s", f"{infer_gflops / peak:.1%} of peak"),
+    ]
+    for threads, (batch, single) in out["acnn_threads"].items():
+        rows.append(Row("sweep", f"{name}: batch, tokens in, {threads} thread(s)", batch, "posts/s"))
+        rows.append(Row("sweep", f"{name}: one post, tokens in, {threads} thread(s)", single, "ms", "median"))
+    for key, value in out["batch_sizes"].items():
+        bs, order = key.split()
+        rows.append(Row("sweep", f"{name} network: batch of {bs}, posts in {order} order", value, "posts/s",
+                        "net_ forward only"))
+    return rows
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def bench(data: str | Path = WEIBO, en_data: str | Path = TWEETEVAL, *, quick: bool = False,
+          model: str = "acnn", params: dict[str, Any] | None = None, threads: int = 2,
+          train_budget: float | None = None, out: str | Path | None = None) -> list[Row]:
+    """Run every measurement once and return the rows; with `out`, also write bench.json and bench.md there.
+
+    `params` override the model's hyperparameters (on top of the quick plan's in quick mode);
+    `train_budget` caps the model's fit in seconds (default 480, quick 60).
+    """
+    plan = QUICK if quick else FULL
+    plan = dataclasses.replace(plan, acnn={**plan.acnn, **(params or {})},
+                               train_budget=train_budget or plan.train_budget)
+    machine = {"cpus": os.cpu_count(), "threads": threads, "load_start": os.getloadavg(), "quick": quick,
+               "data": str(data), "en_data": str(en_data), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    train_posts = load_split(data, "train")[:plan.n_train]
+    dev_posts = load_split(data, "dev")[:plan.n_dev]
+    en_texts = [p.text for p in load_split(en_data, "train")[:plan.n_tokenize]]
+    rows = bench_tokenize([p.text for p in train_posts], en_texts, threads, plan)
+    saved_cache = os.environ.get("HASHREC_CACHE")
+    with tempfile.TemporaryDirectory(prefix="hashrec-bench-") as tmp:
+        # A fresh cache: the model's word2vec is trained, not read back; the tokens are cached
+        # here first (as fastText needs them too), so neither fit is charged for tokenisation.
+        os.environ["HASHREC_CACHE"] = tmp
+        try:
+            rows += _bench_models(Path(tmp), data, train_posts, dev_posts, plan, model, threads)
+        finally:
+            if saved_cache is None:
+                os.environ.pop("HASHREC_CACHE", None)
+            else:
+                os.environ["HASHREC_CACHE"] = saved_cache
+    machine["load_end"] = os.getloadavg()
+    if out is not None:
+        write_report(Path(out), rows, machine)
+    return rows
+
+
+def _bench_models(tmp: Path, data: str | Path, train_posts: list, dev_posts: list, plan: Plan,
+                  model: str, threads: int) -> list[Row]:
+    train_docs = tokenize_many([p.text for p in train_posts], workers=threads)
+    dev_docs = tokenize_many([p.text for p in dev_posts], workers=threads)
+    ft, labels, ft_seconds = fasttext_fit(train_docs, [p.hashtags for p in train_posts], tmp / "fasttext.bin",
+                                          plan.fasttext_epochs, threads)
+    target = fasttext_f1(ft, labels, dev_docs, [p.hashtags for p in dev_posts])
+    rows = [Row("train", f"fastText: training ({plan.fasttext_epochs} epochs, {threads} threads)", ft_seconds,
+                "s", f"{len(train_posts):,} posts"),
+            Row("train", "fastText: dev F1@1", target, "", f"{len(dev_posts):,} dev posts")]
+    job = {"model": model, "params": plan.acnn, "data": str(data), "n_train": plan.n_train, "n_dev": plan.n_dev,
+           "threads": threads, "budget": plan.train_budget, "target_f1": target, "stop_at_target": True,
+           "model_dir": str(tmp / model)}
+    train_rows, train = bench_train(job)
+    texts = [p.text for p in dev_posts][:plan.n_infer]
+    serve_job = {"model": model, "model_dir": job["model_dir"], "fasttext": str(tmp / "fasttext.bin"),
+                 "texts": texts, "threads": threads, "plan": dataclasses.asdict(plan)}
+    return rows + train_rows + bench_serve(serve_job, plan, train)
+
+
+def format_rows(rows: Sequence[Row]) -> str:
+    """A Markdown table of the rows."""
+    lines = ["| group | measure | value | unit | note | load (1 min) |", "| --- | --- | ---: | --- | --- | ---: |"]
+    for r in rows:
+        value = f"{r.value:,.0f}" if r.value >= 100 else f"{r.value:.3g}"
+        lines.append(f"| {r.group} | {r.measure} | {r.bound}{value} | {r.unit} | {r.note} | {r.load:.2f} |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, rows: Sequence[Row], machine: dict[str, Any]) -> None:
+    """`out/bench.json` (machine state + rows) and `out/bench.md` (the same as a table)."""
+    write_json(out / "bench.json", {"machine": machine, "rows": [dataclasses.asdict(r) for r in rows]})
+    header = (f"Machine: {machine['cpus']} CPUs, {machine['threads']} threads used; load average "
+              f"(1, 5, 15 min) {tuple(round(x, 2) for x in machine['load_start'])} at the start, "
+              f"{tuple(round(x, 2) for x in machine['load_end'])} at the end; started {machine['started']}.\n\n")
+    with atomic_open(out / "bench.md", "w", encoding="utf-8") as f:
+        f.write(header + format_rows(rows) + "\n")
+
