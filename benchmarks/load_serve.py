@@ -1,0 +1,144 @@
+"""Load benchmark of `hashrec serve` (not a test): latency and throughput of POST /recommend.
+
+Starts the real server (`hashrec serve`, no access log) on a free loopback port with MODEL, then
+for each client count sends single-post requests (real posts from DATA's test split, k=5) from
+that many concurrent keep-alive connections, each sending its next request as soon as the last
+is answered (a closed loop). Each round stops after --requests answers or --seconds, whichever is
+first. Prints, per round: requests, failures (non-200 or connection errors), p50/p99 latency,
+throughput, and the 1-minute load average before and after (the machine is shared).
+
+The client is a minimal HTTP/1.1 keep-alive client on asyncio streams, not httpx: on two cores
+the client shares the CPU with the server, and httpx's per-request cost would be measured as
+server latency.
+
+    .venv/bin/python benchmarks/load_serve.py --model runs/nb --data ../shared/benchmarks/weibo
+    .venv/bin/python benchmarks/load_serve.py --model runs/acnn --clients 1 32 --workers 2 --json
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hashrec.data import load_split
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: Path, port: int, workers: int, log: Path, timeout: float = 300) -> subprocess.Popen:
+    """`hashrec serve` in a subprocess, returned once every worker has started (uvicorn's log says so)."""
+    cmd = [str(ROOT / ".venv" / "bin" / "hashrec"), "serve", "--model", str(model), "--port", str(port),
+           "--workers", str(workers), "--no-access-log"]
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited: {log.read_text()[-2000:]}")
+        if log.read_text().count("Application startup complete") >= workers:
+            return proc
+        time.sleep(0.5)
+    proc.kill()
+    sys.exit(f"server did not start within {timeout:.0f} s; see {log}")
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    return status, await reader.readexactly(length)
+
+
+def request(text: str) -> bytes:
+    body = json.dumps({"text": text, "k": 5}, ensure_ascii=False).encode()
+    return (b"POST /recommend HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+async def load_round(port: int, requests: list[bytes], clients: int, limit: int, seconds: float) -> dict:
+    """`clients` closed-loop connections until `limit` answers or `seconds` pass."""
+    latencies: list[float] = []
+    failures = 0
+    sent = 0
+    stop = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal failures, sent
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while sent < limit and time.perf_counter() < stop:
+                payload = requests[sent % len(requests)]
+                sent += 1
+                t0 = time.perf_counter()
+                try:
+                    writer.write(payload)
+                    status, _ = await _response(reader)
+                except (OSError, asyncio.IncompleteReadError):
+                    failures += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    continue
+                latencies.append(time.perf_counter() - t0)
+                failures += status != 200
+        finally:
+            writer.close()
+
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    wall = time.perf_counter() - t0
+    ms = np.array(latencies) * 1000
+    return {"clients": clients, "requests": len(latencies), "failed": failures,
+            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
+            "throughput_rps": round(len(latencies) / wall, 1),
+            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", type=Path, required=True, help="saved model directory")
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "benchmarks" / "weibo",
+                   help="split directory whose test posts are sent")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 32], help="concurrent clients per round")
+    p.add_argument("--requests", type=int, default=2000, help="answers per round at most")
+    p.add_argument("--seconds", type=float, default=30, help="length of a round at most")
+    p.add_argument("--warmup", type=int, default=100, help="requests sent before measuring")
+    p.add_argument("--workers", type=int, default=1, help="server processes")
+    p.add_argument("--json", action="store_true", help="one JSON object per round")
+    a = p.parse_args()
+
+    # Only posts the server accepts (default max_text_chars 2000): the others are 422s by design.
+    requests = [request(post.text) for post in load_split(a.data, "test")[:5000]
+                if post.text.strip() and len(post.text) <= 2000]
+    port = free_port()
+    server = start_server(a.model, port, a.workers, Path(tempfile.mkdtemp()) / "server.log")
+    try:
+        asyncio.run(load_round(port, requests, 4, a.warmup, a.seconds))
+        for clients in a.clients:
+            row = asyncio.run(load_round(port, requests, clients, a.requests, a.seconds))
+            row = {"model": a.model.name, "workers": a.workers, **row}
+            print(json.dumps(row) if a.json else "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
