@@ -13,6 +13,13 @@ from hashrec.errors import ConfigError
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "popularity": ("hashrec.models.popularity:Popularity", {}),
     "boost": ("hashrec.ranking:Boost", {}),
+    "nb": ("hashrec.models.nb:NaiveBayes", {}),
+    "knn": ("hashrec.models.knn:KNN", {}),
+    "ibm1": ("hashrec.models.ibm1:IBM1", {}),
+    "lda": ("hashrec.models.lda:LDA", {}),
+    "fasttext": ("hashrec.models.fasttext_model:FastText", {}),
+    "topicwa": ("hashrec.models.translation:TopicWA", {}),
+    "ttm": ("hashrec.models.translation:TTM", {}),
     "acnn": ("hashrec.models.acnn:ACNN", {"channels": ("global", "local")}),
     "cnn": ("hashrec.models.acnn:ACNN", {"channels": ("global",)}),
     "attention": ("hashrec.models.acnn:ACNN", {"channels": ("local",)}),
