@@ -5,7 +5,8 @@ for each client count sends single-post requests (real posts from DATA's test sp
 that many concurrent keep-alive connections, each sending its next request as soon as the last
 is answered (a closed loop). Each round stops after --requests answers or --seconds, whichever is
 first. Prints, per round: requests, failures (non-200 or connection errors), p50/p99 latency,
-throughput, and the 1-minute load average before and after (the machine is shared).
+throughput, CPU time per answer of the server and of this client, and the 1-minute load average
+before and after (the machine is shared).
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio streams, not httpx: on two cores
 the client shares the CPU with the server, and httpx's per-request cost would be measured as
@@ -57,6 +58,21 @@ def start_server(model: Path, port: int, workers: int, log: Path, timeout: float
     sys.exit(f"server did not start within {timeout:.0f} s; see {log}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` and its descendants (the uvicorn workers), from /proc."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # exited meanwhile
+    return total
+
+
 async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
@@ -71,8 +87,15 @@ def request(text: str) -> bytes:
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
 
 
-async def load_round(port: int, requests: list[bytes], clients: int, limit: int, seconds: float) -> dict:
-    """`clients` closed-loop connections until `limit` answers or `seconds` pass."""
+async def load_round(port: int, requests: list[bytes], clients: int, limit: int, seconds: float,
+                     server_pid: int) -> dict:
+    """`clients` closed-loop connections until `limit` answers or `seconds` pass.
+
+    Besides wall-clock latency it reports the server's CPU time per answer, which a shared,
+    loaded machine distorts far less: on two idle cores the server cannot answer faster than
+    2 / cpu_ms_per_request per millisecond, and 32 closed-loop clients then wait at least
+    32 * cpu_ms_per_request / 2 ms each.
+    """
     latencies: list[float] = []
     failures = 0
     sent = 0
@@ -100,13 +123,16 @@ async def load_round(port: int, requests: list[bytes], clients: int, limit: int,
             writer.close()
 
     load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
+    t0, cpu0, client0 = time.perf_counter(), cpu_seconds(server_pid), time.process_time()
     await asyncio.gather(*(client() for _ in range(clients)))
     wall = time.perf_counter() - t0
+    server_cpu, client_cpu = cpu_seconds(server_pid) - cpu0, time.process_time() - client0
     ms = np.array(latencies) * 1000
     return {"clients": clients, "requests": len(latencies), "failed": failures,
             "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
             "throughput_rps": round(len(latencies) / wall, 1),
+            "server_cpu_ms_per_req": round(1000 * server_cpu / max(len(latencies), 1), 2),
+            "client_cpu_ms_per_req": round(1000 * client_cpu / max(len(latencies), 1), 2),
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
 
 
@@ -130,9 +156,9 @@ def main() -> None:
     port = free_port()
     server = start_server(a.model, port, a.workers, Path(tempfile.mkdtemp()) / "server.log")
     try:
-        asyncio.run(load_round(port, requests, 4, a.warmup, a.seconds))
+        asyncio.run(load_round(port, requests, 4, a.warmup, a.seconds, server.pid))
         for clients in a.clients:
-            row = asyncio.run(load_round(port, requests, clients, a.requests, a.seconds))
+            row = asyncio.run(load_round(port, requests, clients, a.requests, a.seconds, server.pid))
             row = {"model": a.model.name, "workers": a.workers, **row}
             print(json.dumps(row) if a.json else "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     finally:

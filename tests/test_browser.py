@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hashrec import api
-from hashrec.models import MODELS
+from hashrec.models import MODELS, create
 from hashrec.server import create_app, running
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,15 +25,24 @@ pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
 
 
 @pytest.fixture(scope="module")
-def page(small_split):
+def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
-    app = create_app(api.train(MODEL, small_split))
-    with running(app) as url, sync_api.sync_playwright() as pw:
+    with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 900, "height": 640}, device_scale_factor=1)
-        page.goto(url)
-        yield page
+        yield browser
         browser.close()
+
+
+def _open(browser, url):
+    page = browser.new_page(viewport={"width": 900, "height": 640}, device_scale_factor=1)
+    page.goto(url)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, small_split):
+    with running(create_app(api.train(MODEL, small_split))) as url:
+        yield _open(browser, url)
 
 
 def test_chip_click_adds_weibo_hashtag(page):
@@ -62,3 +71,16 @@ def test_chips_are_keyboard_operable(page):
     assert focused
     page.keyboard.press("Enter")
     assert f"#{focused}" in box.input_value()
+
+
+def test_trigger_words_are_highlighted_with_an_attention_model(browser, weibo_sample):
+    acnn = create("acnn", dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1,
+                  embeddings="random").fit(weibo_sample["train"][:2000])  # seconds to fit
+    with running(create_app(acnn)) as url:
+        page = _open(browser, url)
+        page.get_by_text("explains").wait_for()  # /model said it can explain
+        page.get_by_label("Your post").press_sequentially("钟南山院士说疫情拐点还没有到来", delay=20)
+        marks = page.locator("#mirror mark")
+        marks.first.wait_for()
+        assert all(m in "钟南山院士说疫情拐点还没有到来" for m in marks.all_inner_texts())
+        page.screenshot(path=str(ARTIFACTS / "compose-explain.png"), full_page=True)

@@ -19,8 +19,9 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from hashrec import api
-from hashrec.models import MODELS
+from hashrec.models import MODELS, create
 from hashrec.server import create_app, running
+from hashrec.tokens import tokenize
 
 MODEL = "nb" if "nb" in MODELS else "popularity"  # nb reads the text; popularity is the fallback
 LIMITS = {"max_batch": 8, "max_text_chars": 300, "max_k": 20}
@@ -137,6 +138,23 @@ def _raw_post(url: str, headers: str, chunk: bytes = b"", max_bytes: int = 0) ->
             s.sendall(chunk)
             sent += len(chunk)
         return s.recv(100), sent
+
+
+TINY_ACNN = dict(dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1, embeddings="random")  # seconds to fit
+
+
+@pytest.fixture(scope="module")
+def acnn(weibo_sample):
+    return create("acnn", **TINY_ACNN).fit(weibo_sample["train"][:2000])
+
+
+def test_explain_with_attention_gives_trigger_words_of_the_post(acnn):
+    text = "钟南山院士说疫情拐点还没有到来"
+    with running(create_app(acnn)) as base:
+        info = httpx.get(f"{base}/model").json()
+        body = httpx.post(f"{base}/recommend", json={"text": text, "k": 3, "explain": True}).json()
+    assert info["supports_explain"] is True and len(body["hashtags"]) == 3
+    assert body["triggers"] and all(t["word"] in tokenize(text) and t["weight"] > 0 for t in body["triggers"])
 
 
 def test_oversized_declared_body_is_413_before_any_byte_of_it(url):
