@@ -14,7 +14,7 @@ from hashrec.models.base import Recommender
 
 _TINY_ACNN = dict(dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1, embeddings="random")
 FAST: dict[str, dict] = {"acnn": _TINY_ACNN, "cnn": _TINY_ACNN, "attention": _TINY_ACNN}
-FAST.update({"lda": dict(topics=20, sweeps=20), "fasttext": dict(epoch=5, threads=1, bucket=10_000, dim=20)})
+FAST.update({"lda": dict(topics=20, sweeps=20), "fasttext": dict(epoch=10, threads=1, bucket=50_000)})
 FAST.update({"topicwa": dict(n_topics=10, iterations=10, burn_in=5, em_iterations=3, infer_iterations=4),
              "ttm": dict(n_topics=10, iterations=10, burn_in=5)})
 TEXTS = ["钟南山说疫情拐点还没有到来", "武汉加油，致敬医护人员", "", "😀😀", "hello world #tag"]

@@ -84,6 +84,16 @@ def _cmd_bench(a: argparse.Namespace) -> None:
         print(f"wrote {a.out}/bench.json and {a.out}/bench.md")
 
 
+def _cmd_compare(a: argparse.Namespace) -> None:
+    from hashrec.compare import compare
+
+    models = [m.strip() for m in a.models.split(",") if m.strip()] if a.models else \
+        [m for m in MODELS if m != "boost"]
+    compare(a.data, models, a.out, overrides=parse_overrides(a.set), reuse=a.reuse,
+            log=lambda line: print(line, flush=True))
+    print(f"wrote {a.out}/table.md, scores.csv, f1_at_k.png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="hashrec", formatter_class=fmt, description=(
@@ -167,6 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--quick", action="store_true", help="smoke run: 1,000 posts, a small model, short timings")
     bn.add_argument("--out", type=Path, help="folder for bench.json and bench.md")
     bn.set_defaults(func=_cmd_bench)
+
+    cp = sub.add_parser("compare", formatter_class=fmt, help="train and score several models (the paper's Table 1)",
+                        description="Train each model on DATA/train (DATA/dev for its own selection), score it on "
+                        "DATA/test (P@k R@k F1@k, k = 1..5) and time it; write OUT/table.md, OUT/scores.csv, "
+                        "OUT/f1_at_k.png and the models under OUT/models/. A failing model is reported and "
+                        "the others continue.")
+    cp.add_argument("--data", type=Path, required=True, help="split directory (train, dev, test)")
+    cp.add_argument("--models", help="comma-separated, e.g. nb,lda,ibm1,knn,fasttext,acnn (default: all "
+                    "registered except boost): " + ", ".join(MODELS))
+    cp.add_argument("--out", type=Path, required=True, help="folder for the report and the models")
+    cp.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                    help="override one model's hyperparameter, e.g. --set nb.alpha=0.5")
+    cp.add_argument("--reuse", action="store_true", help="load models already saved in OUT/models/ instead of retraining")
+    cp.set_defaults(func=_cmd_compare)
     return p
 
 
