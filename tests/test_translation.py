@@ -81,7 +81,7 @@ def test_translation_rows_are_distributions(fitted):
     topic = np.asarray(t.topic.sum(axis=1)).reshape(K, V)
     free = np.asarray(t.free.sum(axis=1)).ravel()
     rows = topic + t.backoff_zw * (free + t.backoff_w * t.prior.sum())
-    np.testing.assert_allclose(rows[:, 2:], 1.0, rtol=1e-9)  # ids 0, 1 are <pad>, <unk>
+    np.testing.assert_allclose(rows[:, 2:], 1.0, rtol=1e-6)  # float32 table; ids 0, 1 are <pad>, <unk>
     assert t.topic.nnz > 0 and t.prior.sum() == pytest.approx(1.0)
 
 

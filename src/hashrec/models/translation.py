@@ -430,8 +430,11 @@ class TranslationTable:
         w, h = pair_w[pair], pair_h[pair]
         c_zw = np.bincount(z * V + w, counts, minlength=K * V).reshape(K, V)
         c_w = np.bincount(w, counts, minlength=V)
-        topic = sp.csr_matrix((counts / (c_zw[z, w] + gamma), (z * V + w, h)), shape=(K * V, H))
-        free = sp.csr_matrix((counts / (c_w[w] + gamma0), (w, h)), shape=(V, H))
+        # float32 values, int32 indices: the topic table has millions of cells on 100k posts
+        topic = sp.csr_matrix(((counts / (c_zw[z, w] + gamma)).astype(np.float32),
+                               ((z * V + w).astype(np.int32), h.astype(np.int32))), shape=(K * V, H))
+        free = sp.csr_matrix(((counts / (c_w[w] + gamma0)).astype(np.float32),
+                              (w.astype(np.int32), h.astype(np.int32))), shape=(V, H))
         return cls(topic, gamma / (c_zw + gamma), free, gamma0 / (c_w + gamma0), prior)
 
     def scores(self, corpus: Corpus, word_weight: np.ndarray, topic_prob: np.ndarray) -> np.ndarray:
@@ -455,9 +458,8 @@ class TranslationTable:
 
     def arrays(self) -> dict[str, np.ndarray]:
         t, f = self.topic.tocoo(), self.free.tocoo()
-        return {"topic_row": t.row.astype(np.int64), "topic_col": t.col.astype(np.int64),
-                "topic_val": t.data, "backoff_zw": self.backoff_zw, "free_row": f.row.astype(np.int64),
-                "free_col": f.col.astype(np.int64), "free_val": f.data, "backoff_w": self.backoff_w,
+        return {"topic_row": t.row, "topic_col": t.col, "topic_val": t.data, "backoff_zw": self.backoff_zw,
+                "free_row": f.row, "free_col": f.col, "free_val": f.data, "backoff_w": self.backoff_w,
                 "prior": self.prior}
 
     @classmethod
@@ -625,10 +627,8 @@ def lda_gibbs(corpus: Corpus, K: int, V: int, c: TopicalConfig) -> dict[str, np.
     (`ndk`, `nwk`, `nk`), and `phi` (K, V), the mean topic-word distribution after burn-in."""
     z = np.random.default_rng(c.seed).integers(0, K, len(corpus.words)).astype(np.int64)
     doc = corpus.doc_of_token()
-    ndk = np.zeros((len(corpus.ptr) - 1, K), dtype=np.int32)
-    np.add.at(ndk, (doc, z), 1)
-    nwk = np.zeros((V, K), dtype=np.int32)
-    np.add.at(nwk, (corpus.words, z), 1)
+    ndk = _add_at(np.zeros((len(corpus.ptr) - 1, K), dtype=np.int32), (doc, z))
+    nwk = _add_at(np.zeros((V, K), dtype=np.int32), (corpus.words, z))
     nk = nwk.sum(axis=0).astype(np.int64)
     phi_sum = np.zeros((V, K))
     for it in range(c.iterations):
@@ -667,6 +667,11 @@ def ttm_gibbs(corpus: Corpus, align: Alignments, prior: np.ndarray, V: int,
     return s, dict({k: acc / n for k, acc in sums.items()}, c_pk=expected / n)
 
 
+def _add_at(counts: np.ndarray, index: tuple[np.ndarray, ...]) -> np.ndarray:
+    np.add.at(counts, index, 1)  # in place: no (P * K) int64 temporary as with bincount
+    return counts
+
+
 def _ttm_counts(corpus: Corpus, align: Alignments, zd: np.ndarray, y: np.ndarray, a: np.ndarray,
                 K: int, V: int) -> dict[str, np.ndarray]:
     """All TTM count arrays recomputed from the assignments (used to initialise and to test)."""
@@ -684,7 +689,7 @@ def _ttm_counts(corpus: Corpus, align: Alignments, zd: np.ndarray, y: np.ndarray
         "nbw": np.bincount(w[~top], minlength=V).astype(np.int64),
         "nb": np.array([(~top).sum()], dtype=np.int64),
         "ny": np.bincount(y, minlength=2).astype(np.int64),
-        "c_pk": np.bincount(pr * K + zt, minlength=P * K).reshape(P, K).astype(np.int32),
+        "c_pk": _add_at(np.zeros((P, K), dtype=np.int32), (pr, zt)),
         "c_wk": np.bincount(pw * K + zt, minlength=V * K).reshape(V, K).astype(np.int64),
         "c_p": np.bincount(pr, minlength=P).astype(np.int64),
         "c_w": np.bincount(pw, minlength=V).astype(np.int64),
