@@ -11,17 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import tempfile
 import time
 
+from hashrec.bench import cpu_seconds
 from hashrec.data import load_split
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this process and of its finished children (the tokenizer pool)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+from hashrec.tokens import tokenize_many
 
 
 def timed(fn) -> dict[str, float]:
@@ -39,9 +34,7 @@ def main() -> None:
     a = p.parse_args()
     texts = [post.text for post in load_split(a.data, a.part)]
     with tempfile.TemporaryDirectory() as cache:
-        os.environ["HASHREC_CACHE"] = cache
-        from hashrec.tokens import tokenize_many  # after HASHREC_CACHE is set
-
+        os.environ["HASHREC_CACHE"] = cache  # read by tokenize_many at each call
         cold = timed(lambda: tokenize_many(texts, workers=a.workers))
         warm = timed(lambda: tokenize_many(texts, workers=a.workers))
     print(json.dumps({"posts": len(texts), "workers": a.workers, "cold": cold, "warm": warm}))

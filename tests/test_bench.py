@@ -37,7 +37,7 @@ def test_quick_bench_every_row_positive(tmp_path):
     assert {r.group for r in rows} == GROUPS
     for wanted in ("zh (jieba), 1 process", "en (regex), pool of 1", "fastText: dev F1@1", "acnn: epoch time",
                    "acnn: training throughput", "acnn: wall time to fastText's dev F1@1",
-                   "acnn: batch, tokens in", "fastText predict: batch, text in", "acnn / fastText, text in",
+                   "acnn: batch, tokens in", "fastText predict: batch, text in", "acnn / fastText predict, text in",
                    "acnn: one post, text in", "acnn: peak RSS, training", "acnn: peak RSS, serving",
                    "matmul peak, 1 thread(s)", "acnn: training, achieved", "acnn: inference, achieved"):
         assert wanted in measures, f"no row {wanted!r} in {measures}"

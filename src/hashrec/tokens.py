@@ -25,6 +25,7 @@ URL = re.compile(r"https?://\S+|www\.\S+")
 # A word: letters/digits (with inner apostrophes), an @mention, or one CJK run left for jieba.
 EN_TOKEN = re.compile(r"@\w+|[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
 NUMBER = re.compile(r"^\d+([.,:]\d+)*$")
+WORD_CHAR = re.compile(r"[^\W_]")  # the characters str.isalnum accepts, found in C rather than a loop
 CACHE_MIN = 5000  # smaller batches tokenize faster than a cache round trip
 
 _jieba = None
@@ -43,9 +44,9 @@ def _segmenter():
 
 def _normalise(token: str) -> str | None:
     token = token.strip().lower()
-    if not token or not any(ch.isalnum() for ch in token):
+    if not WORD_CHAR.search(token):
         return None  # punctuation, emoji, white space
-    return "<num>" if NUMBER.match(token) else token
+    return "<num>" if token[0].isdigit() and NUMBER.match(token) else token  # isdigit: a cheap pre-check
 
 
 def tokenize(text: str) -> list[str]:
@@ -101,7 +102,8 @@ def tokenize_many(texts: Sequence[str], *, workers: int | None = None, cache: bo
             pass  # a damaged cache is rebuilt below
     docs = tokenize_parallel(texts, workers=workers, progress=progress)
     if cache:
-        with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        # level 1: for 400k posts level 9 costs ~45 CPU seconds (a quarter of the tokenising) for a 15% smaller file
+        with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=1) as f:
             f.write(json.dumps(docs, ensure_ascii=False).encode())
     return docs
 
