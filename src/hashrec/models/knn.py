@@ -50,15 +50,15 @@ class KNN(Recommender):
         X = count_matrix(docs, self.vocab_)
         self.idf_ = inverse_document_frequency(X)
         self.train_ = tfidf(X, self.idf_)
+        self.train_t_ = sp.csr_matrix(self.train_.T)  # (n_words, n_train), transposed once, not per batch
         self.train_tags_ = label_matrix(self.label_ids(tags), len(self.labels_))
 
     def _scores(self, docs: Docs) -> np.ndarray:
         Q = tfidf(count_matrix(docs, self.vocab_), self.idf_)
-        train_t = sp.csr_matrix(self.train_.T)
         k = min(self.config.k, self.train_.shape[0])
         out = []
         for start in range(0, Q.shape[0], BLOCK):
-            sim = (Q[start:start + BLOCK] @ train_t).toarray()  # (B, n_train) cosines
+            sim = (Q[start:start + BLOCK] @ self.train_t_).toarray()  # (B, n_train) cosines
             idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
             votes = np.take_along_axis(sim, idx, axis=1) ** self.config.power
             rows = np.repeat(np.arange(len(sim)), k)
@@ -74,4 +74,5 @@ class KNN(Recommender):
         self.vocab_ = Vocab(list(state["vocab"]))
         self.idf_ = arrays["idf"]
         self.train_ = sparse_from_arrays("train", arrays)
+        self.train_t_ = sp.csr_matrix(self.train_.T)
         self.train_tags_ = sparse_from_arrays("train_tags", arrays)
