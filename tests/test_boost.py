@@ -52,6 +52,18 @@ def test_only_base_candidates_come_back(base_dir, posts, boost, params):
         assert {t for t, _ in mine} == {t for t, _ in theirs}
 
 
+def test_scorer_candidates_join_the_pool(base_dir, posts, small_split, tmp_path):
+    api.train("popularity", small_split, tmp_path / "pop")
+    model = create("boost", base=str(base_dir), scorers=(str(tmp_path / "pop"),), from_scorers=3, **QUICK).fit(
+        posts["train"], posts["dev"])
+    popular = set(Recommender.load(tmp_path / "pop").labels_[:3])
+    texts = [p.text for p in posts["test"][:100]]
+    base = Recommender.load(base_dir).recommend(texts, k=QUICK["n_candidates"])
+    for mine, theirs in zip(model.recommend(texts, k=10**6), base):
+        got = {t for t, _ in mine}
+        assert len(got) == QUICK["n_candidates"] and popular <= got <= popular | {t for t, _ in theirs}
+
+
 def test_guard_refuses_a_train_set_other_than_the_bases(base_dir, posts):
     with pytest.raises(ConfigError, match="not the ones .* was trained on"):
         create("boost", base=str(base_dir), **QUICK).fit(posts["train"][:-1], posts["dev"])

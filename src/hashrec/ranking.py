@@ -2,8 +2,9 @@
 
 `Boost` takes a trained base recommender (acnn by intent; any registered model works), keeps its top
 `n_candidates` hashtags per post, describes every (post, candidate) pair with features, and lets
-LightGBM re-score the candidates. It never adds a hashtag the base did not propose: the base's
-recall at `n_candidates` is the ceiling.
+LightGBM re-score the candidates. By default it never adds a hashtag the base did not propose, so
+the base's recall at `n_candidates` is the ceiling; `from_scorers=M` lets each scorer's top M join
+the pool (the base's last candidates make room), for bases whose recall is the bottleneck.
 
 Features, by group (`BoostConfig.features`; ablations are config values):
 - base:    the candidate's base score, its rank, its gap to the post's top score, and the post's top
@@ -63,7 +64,8 @@ SCORER_RANKS = 100  # a scorer's rank beyond its top 100 is reported as 100: onl
 class BoostConfig:
     base: str = ""  # model directory of the trained base recommender (required)
     scorers: tuple[str, ...] = ()  # model directories whose scores become features
-    n_candidates: int = 50  # base candidates re-ranked per post; the base's recall@50 is the ceiling
+    n_candidates: int = 50  # candidates re-ranked per post; their recall is the ceiling
+    from_scorers: int = 0  # each scorer's top this-many join the pool (replacing the base's last); 0 = base only
     features: tuple[str, ...] = FEATURE_GROUPS
     rep_dims: int = 16  # PCA components kept of h and of the output-layer hashtag vectors
     objective: Literal["lambdarank", "binary"] = "lambdarank"  # re-ranker vs plain classifier (PAPER §5)
@@ -83,6 +85,9 @@ class BoostConfig:
         check(bool(self.base), "boost needs base=MODEL_DIR, the trained model whose candidates it "
               "re-ranks (hashrec train --model boost --base runs/acnn ...)")
         check(self.n_candidates >= 2, f"n_candidates must be >= 2 (something to re-rank), got {self.n_candidates}")
+        check(0 <= self.from_scorers and self.from_scorers * len(self.scorers) < self.n_candidates,
+              f"from_scorers x number of scorers must be < n_candidates ({self.n_candidates}), got "
+              f"{self.from_scorers} x {len(self.scorers)}")
         check(len(self.features) > 0 and set(self.features) <= set(FEATURE_GROUPS),
               f"features must be a non-empty subset of {FEATURE_GROUPS}, got {self.features!r}")
         check(0.0 < self.stop_fraction < 1.0, f"stop_fraction must be in (0, 1), got {self.stop_fraction}")
@@ -186,7 +191,8 @@ class Boost(Recommender):
 
     Attributes: `base_` and `scorers_` (the loaded models), `booster_` (lightgbm.Booster),
     `feature_names_`, `best_iteration_`, `post_pca_` / `tag_pc_` (with the "rep" group).
-    `recommend(texts, k)` returns at most `n_candidates` hashtags, all among the base's candidates.
+    `recommend(texts, k)` returns at most `n_candidates` hashtags, all from the candidate pool (the
+    base's top `n_candidates`, plus each scorer's top `from_scorers` when that is set).
     """
 
     name = "boost"
@@ -324,9 +330,9 @@ class Boost(Recommender):
 
         Seeds and variants of boost over the same base, scorers and posts then score the posts once
         (scoring 10k posts with NB or kNN takes minutes on a shared CPU). Keyed by the posts' tokens,
-        the models' weight checksums and n_candidates; the last MEMO entries are kept.
+        the models' weight checksums and the pool's settings; the last MEMO entries are kept.
         """
-        h = hashlib.sha256(json.dumps([self.checksums_, self.config.n_candidates]).encode())
+        h = hashlib.sha256(json.dumps([self.checksums_, self.config.n_candidates, self.config.from_scorers]).encode())
         for d in docs:
             h.update("\x1f".join(d).encode("utf-8", "surrogatepass") + b"\0")
         key = h.hexdigest()
@@ -360,9 +366,27 @@ class Boost(Recommender):
                 ps.append(torch.softmax(net.out(h), 1).float().cpu().numpy())
         return np.concatenate(ps).astype(np.float64), np.concatenate(hs)
 
+    def _pool(self, scores: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+        """(n, N) candidate base-label ids: the base's top N, best first; with `from_scorers` = M, each
+        scorer's top M (known to the base) join and the base's last candidates make room.
+        """
+        cfg = self.config
+        cand, _ = top_k(scores, cfg.n_candidates)
+        if not cfg.from_scorers or not others:
+            return cand
+        tops = [np.array([self.base_.label_index_.get(t, -1) for t in s.labels_])[top_k(o, cfg.from_scorers)[0]]
+                for s, o in zip(self.scorers_, others)]  # (n, M) base ids per scorer
+        out = np.empty_like(cand)
+        for i, row in enumerate(cand):
+            have = set(row.tolist())
+            new = list(dict.fromkeys(c for top in tops for c in top[i].tolist() if c >= 0 and c not in have))
+            out[i] = np.concatenate([row[:len(row) - len(new)], np.array(new, dtype=cand.dtype)])
+        return out
+
     def _raw_chunk(self, docs: Docs) -> Raw:
         scores, h = self._base_scores(docs)
-        cand, _ = top_k(scores, self.config.n_candidates)  # (n, N) base label ids, best first
+        others = [np.asarray(s._scores(docs), dtype=np.float64) for s in self.scorers_]
+        cand = self._pool(scores, others)  # (n, N) base label ids
         n, N = cand.shape
 
         def post_level(v: np.ndarray) -> np.ndarray:
@@ -376,8 +400,7 @@ class Boost(Recommender):
             "post": post_level(np.array([[len(d), float(any(CJK.search(w) for w in d))] for d in docs])),
             "lexical": np.stack([lexical_features(d, [self.labels_[c] for c in row]) for d, row in zip(docs, cand)]),
             "scorers": np.concatenate([np.zeros((n, N, 0), np.float32)] + [
-                rank_features(np.asarray(s._scores(docs), dtype=np.float64), cols[cand])
-                for s, cols in zip(self.scorers_, self.scorer_cols_)], axis=2),
+                rank_features(other, cols[cand]) for other, cols in zip(others, self.scorer_cols_)], axis=2),
         }
         if h is not None:
             W, b = self._out_weight(), self.base_.net_.out.bias.detach().float().cpu().numpy()
