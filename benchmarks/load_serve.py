@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 def start_server(model: Path, port: int, workers: int, log: Path, timeout: float = 300) -> subprocess.Popen:
-    """`hashrec serve` in a subprocess, returned once every worker has started (uvicorn's log says so)."""
+    """`hashrec serve` in a subprocess, returned once it listens and every worker has started."""
     cmd = [str(ROOT / ".venv" / "bin" / "hashrec"), "serve", "--model", str(model), "--port", str(port),
            "--workers", str(workers), "--no-access-log"]
     with open(log, "wb") as err:
@@ -51,7 +51,8 @@ def start_server(model: Path, port: int, workers: int, log: Path, timeout: float
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             sys.exit(f"server exited: {log.read_text()[-2000:]}")
-        if log.read_text().count("Application startup complete") >= workers:
+        text = log.read_text()  # one worker binds after its startup, several after the parent's bind
+        if "Uvicorn running on" in text and text.count("Application startup complete") >= workers:
             return proc
         time.sleep(0.5)
     proc.kill()
@@ -88,7 +89,7 @@ def request(text: str) -> bytes:
 
 
 async def load_round(port: int, requests: list[bytes], clients: int, limit: int, seconds: float,
-                     server_pid: int) -> dict:
+                     server_pid: int | None) -> dict:
     """`clients` closed-loop connections until `limit` answers or `seconds` pass.
 
     Besides wall-clock latency it reports the server's CPU time per answer, which a shared,
@@ -123,10 +124,11 @@ async def load_round(port: int, requests: list[bytes], clients: int, limit: int,
             writer.close()
 
     load_before = os.getloadavg()[0]
-    t0, cpu0, client0 = time.perf_counter(), cpu_seconds(server_pid), time.process_time()
+    cpu = (lambda: cpu_seconds(server_pid)) if server_pid else (lambda: float("nan"))
+    t0, cpu0, client0 = time.perf_counter(), cpu(), time.process_time()
     await asyncio.gather(*(client() for _ in range(clients)))
     wall = time.perf_counter() - t0
-    server_cpu, client_cpu = cpu_seconds(server_pid) - cpu0, time.process_time() - client0
+    server_cpu, client_cpu = cpu() - cpu0, time.process_time() - client0
     ms = np.array(latencies) * 1000
     return {"clients": clients, "requests": len(latencies), "failed": failures,
             "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
@@ -139,7 +141,7 @@ async def load_round(port: int, requests: list[bytes], clients: int, limit: int,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", type=Path, required=True, help="saved model directory")
+    p.add_argument("--model", type=Path, required=True, help="saved model directory (with --port: a label)")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "benchmarks" / "weibo",
                    help="split directory whose test posts are sent")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 32], help="concurrent clients per round")
@@ -148,22 +150,31 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=100, help="requests sent before measuring")
     p.add_argument("--workers", type=int, default=1, help="server processes")
     p.add_argument("--json", action="store_true", help="one JSON object per round")
+    p.add_argument("--port", type=int, help="load a server already running on 127.0.0.1:PORT instead")
+    p.add_argument("--pid", type=int, help="with --port: the server's process id, for its CPU time")
     a = p.parse_args()
 
     # Only posts the server accepts (default max_text_chars 2000): the others are 422s by design.
     requests = [request(post.text) for post in load_split(a.data, "test")[:5000]
                 if post.text.strip() and len(post.text) <= 2000]
+    if a.port:
+        run(a, requests, a.port, a.pid)
+        return
     port = free_port()
     server = start_server(a.model, port, a.workers, Path(tempfile.mkdtemp()) / "server.log")
     try:
-        asyncio.run(load_round(port, requests, 4, a.warmup, a.seconds, server.pid))
-        for clients in a.clients:
-            row = asyncio.run(load_round(port, requests, clients, a.requests, a.seconds, server.pid))
-            row = {"model": a.model.name, "workers": a.workers, **row}
-            print(json.dumps(row) if a.json else "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+        run(a, requests, port, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def run(a: argparse.Namespace, requests: list[bytes], port: int, pid: int | None) -> None:
+    asyncio.run(load_round(port, requests, 4, a.warmup, a.seconds, pid))
+    for clients in a.clients:
+        row = asyncio.run(load_round(port, requests, clients, a.requests, a.seconds, pid))
+        row = {"model": a.model.name, "workers": a.workers, **row}
+        print(json.dumps(row) if a.json else "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -177,22 +177,24 @@ def test_oversized_body_is_413_for_httpx_too(client):
 
 
 def test_concurrent_requests_all_succeed_and_agree(url, model):
-    expected = {t: api.recommend(model, t, k=5)[0]["hashtags"] for t in POSTS}
+    # 32 clients at once: the scorer batches their posts (with different k) into shared model calls.
+    ks = range(1, 6)
+    expected = {(t, k): api.recommend(model, t, k=k)[0]["hashtags"] for t in POSTS for k in ks}
 
-    def worker(i: int) -> list[tuple[int, str, list]]:
+    def worker(i: int) -> list[tuple[int, tuple[str, int], list]]:
         with httpx.Client(base_url=url, timeout=60) as c:
             out = []
             for j in range(4):
-                text = POSTS[(i + j) % len(POSTS)]
-                r = c.post("/recommend", json={"text": text, "k": 5})
-                out.append((r.status_code, text, r.json().get("hashtags")))
+                text, k = POSTS[(i + j) % len(POSTS)], ks[i % len(ks)]
+                r = c.post("/recommend", json={"text": text, "k": k})
+                out.append((r.status_code, (text, k), r.json().get("hashtags")))
             return out
 
     with ThreadPoolExecutor(32) as pool:
         results = [x for batch in pool.map(worker, range(32)) for x in batch]
     assert len(results) == 128
-    for status, text, hashtags in results:
-        assert status == 200 and hashtags == expected[text]
+    for status, key, hashtags in results:
+        assert status == 200 and hashtags == expected[key]
 
 
 def test_unexpected_error_is_500_json_and_the_server_lives_on(small_split):

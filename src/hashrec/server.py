@@ -18,9 +18,9 @@ Content-Length before reading and otherwise as soon as the bytes read pass the l
 a body that is not UTF-8 is FastAPI's 400. Anything else is a bug: 500 with `{"detail"}`, logged.
 
 Endpoints are plain `def`: FastAPI runs them in its thread pool, so scoring never blocks the event
-loop. One lock serialises calls into the model, because a recommender is not documented as
-thread-safe (torch modules, jieba's lazily built state); with the GIL and two cores it costs
-little throughput. `hashrec serve --workers N` runs N processes, each with its own copy.
+loop. `Scorer` lets one thread at a time into the model and scores the posts of requests that
+arrive meanwhile in the same call (micro-batching). `hashrec serve --workers N` runs N processes,
+each with its own copy of the model.
 """
 # No `from __future__ import annotations`: FastAPI must see the per-app request classes, not their names.
 import contextlib
@@ -29,9 +29,11 @@ import logging
 import os
 import re
 import socket
+import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator
+from typing import Annotated, Any, Iterator
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
@@ -121,6 +123,65 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "invalid request, or a model error (HashrecError) with its message", "content": DETAIL}}
 
 
+@dataclass
+class _Job:
+    """The posts of one request, waiting to be scored."""
+
+    texts: list[str]
+    k: int
+    result: list[dict[str, Any]] | None = None
+    error: BaseException | None = None
+
+
+class Scorer:
+    """Calls into the model one at a time, scoring the posts of concurrent requests together.
+
+    A request queues its posts, then takes the model lock; whoever holds it scores every queued
+    post in one model call (micro-batching). Under load one forward pass then serves many
+    requests (acnn: about 3x less model time per post in batches of 32); an idle server scores a
+    lone post at once, with no waiting window. The lock is there because a recommender is not
+    documented as thread-safe (torch modules, jieba's lazily built state). Batching changes
+    scores only by float rounding (a batch pads posts to its longest); ties may order
+    differently because a batch ranks its largest k and cuts.
+    """
+
+    def __init__(self, model: Recommender) -> None:
+        self.model = model
+        self._model_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Job] = []
+
+    def recommend(self, texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
+        """`api.recommend(model, texts, k, explain)`, safe to call from many threads."""
+        if explain:  # rare and possibly refused (no attention): alone, so it cannot fail others
+            with self._model_lock:
+                return api.recommend(self.model, texts, k=k, explain=True)
+        job = _Job(texts, k)
+        with self._queue_lock:
+            self._queue.append(job)
+        with self._model_lock:
+            if job.result is None and job.error is None:  # not yet scored by another thread's batch
+                with self._queue_lock:
+                    jobs, self._queue = self._queue, []
+                self._score(jobs)
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _score(self, jobs: list[_Job]) -> None:
+        try:
+            results = api.recommend(self.model, [t for j in jobs for t in j.texts], k=max(j.k for j in jobs))
+        except Exception as exc:  # every request of the batch gets the error, each in its own thread
+            for j in jobs:
+                j.error = exc
+            return
+        start = 0
+        for j in jobs:
+            j.result = [dict(r, hashtags=r["hashtags"][:j.k]) for r in results[start:start + len(j.texts)]]
+            start += len(j.texts)
+
+
 def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
                max_k: int = 100, max_body_bytes: int | None = None) -> FastAPI:
     """The FastAPI application serving `model` (a fitted Recommender or a saved model directory).
@@ -132,9 +193,8 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     limits = Limits(max_k=max_k, max_batch=max_batch, max_text_chars=max_text_chars,
                     max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
     RecommendRequest, BatchRequest = _request_models(limits)
-    lock = threading.Lock()
-    with lock:
-        api.recommend(rec, ["武汉加油 warm up"], k=1)  # loads jieba's dictionary now, not on the first request
+    scorer = Scorer(rec)
+    scorer.recommend(["武汉加油 warm up"], k=1)  # loads jieba's dictionary now, not on the first request
 
     app = FastAPI(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes,
                   description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
@@ -143,30 +203,29 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     def _hashrec_error(request: Request, exc: HashrecError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    def scored(call: Callable[[], Any]) -> Any:
-        """Run a model call under the lock; a bug in it is a 500 JSON answer, logged.
+    def scored(texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
+        """The scorer's answer; a bug in the model is a 500 JSON answer, logged.
 
         Raised as an HTTPException rather than left to Starlette's last-resort handler, which
         answers 500 too but then drops the client's keep-alive connection.
         """
-        with lock:
-            try:
-                return call()
-            except HashrecError:
-                raise
-            except Exception as exc:
-                log.exception("scoring failed")
-                raise HTTPException(500, f"internal error ({type(exc).__name__}); see the server log") from exc
+        try:
+            return scorer.recommend(texts, k, explain)
+        except HashrecError:
+            raise
+        except Exception as exc:
+            log.exception("scoring failed")
+            raise HTTPException(500, f"internal error ({type(exc).__name__}); see the server log") from exc
 
     @app.post("/recommend", response_model=Recommendation, response_model_exclude_none=True,
               responses=ERRORS, summary="Hashtags for one post")
     def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
-        return scored(lambda: api.recommend(rec, [req.text], k=req.k, explain=req.explain)[0])
+        return scored([req.text], req.k, req.explain)[0]
 
     @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_none=True,
               responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")
     def recommend_batch(req: BatchRequest) -> Any:  # type: ignore[valid-type]
-        return scored(lambda: {"results": api.recommend(rec, req.texts, k=req.k)})
+        return {"results": scored(req.texts, req.k)}
 
     @app.get("/model", response_model=ModelInfo, summary="What is being served")
     def model_info() -> ModelInfo:
@@ -186,17 +245,33 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     return app
 
 
+def _one_torch_thread() -> None:
+    """In a serving process, torch computes on one thread.
+
+    Posts are scored one batch at a time under the lock, so torch's intra-op threads only compete
+    with the event loop (and the other workers) for the cores: with one, acnn served 3x the
+    requests per second at 32 clients (docs/PERFORMANCE-serve.md). Not done in `create_app`,
+    which may run inside a process that trains.
+    """
+    if "torch" in sys.modules:  # only models that need torch have imported it
+        sys.modules["torch"].set_num_threads(1)
+
+
 def _app_from_env() -> FastAPI:
     """The app of one `--workers` process: uvicorn imports it by name and builds it in each worker."""
     options = json.loads(os.environ[ENV_OPTIONS])
-    return create_app(options.pop("model"), **options)
+    app = create_app(options.pop("model"), **options)
+    _one_torch_thread()
+    return app
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           access_log: bool = True, **limits: int) -> None:
     """Run the service with uvicorn until interrupted; loopback only unless `host` says otherwise."""
     if workers == 1:
-        uvicorn.run(create_app(model, **limits), host=host, port=port, access_log=access_log)
+        app = create_app(model, **limits)
+        _one_torch_thread()
+        uvicorn.run(app, host=host, port=port, access_log=access_log)
         return
     api.load(model)  # a bad model directory fails here, with its message, not in every worker
     os.environ[ENV_OPTIONS] = json.dumps({"model": str(model), **limits})
