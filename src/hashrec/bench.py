@@ -17,14 +17,13 @@ matter are ratios (ACNN against fastText, achieved against peak FLOP/s); each ro
    ACNN's forward (inference) and forward + backward (training) FLOPs reach, FLOPs counted from
    the config (`acnn_flops`).
 
-`bench(data, ...)` is the Python entry point; `quick=True` is a smoke run on a few thousand posts.
+`bench(data, ...)` is the Python entry point; `quick=True` is a smoke run on 1,000 posts and a small model.
 """
 from __future__ import annotations
 
 import _thread
 import contextlib
 import dataclasses
-import json
 import multiprocessing as mp
 import os
 import queue
@@ -70,7 +69,7 @@ FULL = Plan(n_train=None, n_dev=None, n_tokenize=20_000, n_infer=10_000, n_laten
 QUICK = Plan(n_train=1000, n_dev=200, n_tokenize=300, n_infer=200, n_latency=10, seconds=1.0,
              train_budget=30.0, fasttext={"epoch": 5}, batch_sizes=(1, 64),
              acnn={"dim": 16, "n_maps": 16, "local_dim": 16, "hidden": 32, "embeddings": "random", "epochs": 1,
-                   "batch_size": 50, "lr": 0.01})  # 20 steps: enough to learn the frequent hashtags
+                   "batch_size": 50, "lr": 0.01})  # 20 optimiser steps rather than 5
 
 
 @dataclass
@@ -216,11 +215,34 @@ def _child_entry(q: Any, target: Callable[[Any, dict], None], job: dict) -> None
         q.put(("error", traceback.format_exc()))
 
 
+class TrainingSteps:
+    """A forward hook on `model.net_` that counts the posts of each training-mode forward pass, with
+    wall and CPU time: the training throughput, dev scoring excluded, before any epoch ends."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0, self.posts, self.first, self.last = t0, 0, None, None
+
+    def __call__(self, module: Any, args: tuple, output: Any) -> None:
+        if module.training:
+            self.posts += args[0].shape[0]
+            self.last = (self.posts, time.perf_counter() - self.t0, cpu_seconds())
+            self.first = self.first or self.last
+
+    def summary(self) -> tuple[int, float, float] | None:
+        """(posts, wall s, CPU s) from the end of the first training batch to the end of the last."""
+        if self.first is None or self.last is self.first:
+            return None
+        return tuple(b - a for a, b in zip(self.first, self.last))  # type: ignore[return-value]
+
+
 def _watch(model: Any, q: Any, t0: float, job: dict, state: dict, lock: threading.Lock) -> None:
     """Report each finished epoch of `model.fit`; interrupt the fit at the budget or at the F1 bar."""
     seen = 0
     while True:
         now = time.perf_counter() - t0
+        if "steps" not in state and getattr(model, "net_", None) is not None:
+            state["steps"] = TrainingSteps(t0)
+            model.net_.register_forward_hook(state["steps"])
         history = getattr(model, "history_", None)
         if history is not None and "train_start" not in state:
             state["train_start"] = now  # history_ is created right before the first epoch
@@ -264,7 +286,8 @@ def _train_child(q: Any, job: dict) -> None:
         time.sleep(0.1)  # an interrupt raised just as fit returned lands here, inside the try
     except KeyboardInterrupt:
         pass  # the watcher stopped the fit: the weights so far serve for the inference timings
-    q.put(("fit_end", time.perf_counter() - t0, state["stopped"], peak_rss_mb(), len(train), cpu_seconds()))
+    steps = state["steps"].summary() if "steps" in state else None
+    q.put(("fit_end", time.perf_counter() - t0, state["stopped"], peak_rss_mb(), len(train), cpu_seconds(), steps))
     model.save(job["model_dir"])
     q.put(("saved",))
 
@@ -351,10 +374,12 @@ def bench_tokenize(zh: list[str], en: list[str], workers: int, plan: Plan) -> li
     return rows
 
 
-def bench_train(job: dict) -> tuple[list[Row], dict]:
-    """ACNN fit in a child: rows for setup, epochs, F1 bar, RSS; returns the fit summary too.
+def bench_train(job: dict) -> tuple[list[Row], Rate]:
+    """ACNN fit in a child: rows for setup, throughput, epochs, F1 bar, RSS; returns the training Rate.
 
-    Times are wall seconds from the fit call; CPU seconds (the `cpu` column) are the child's, all threads.
+    Times are wall seconds from the fit call; CPU seconds (the `cpu` column) are the child's, all
+    threads. Throughput counts training batches only (`TrainingSteps`); epoch time includes dev
+    scoring and, when no epoch finished within the budget, is estimated from the throughput.
     """
     epochs, marks, reached = [], {}, None
     with child(_train_child, job, time.monotonic() + job["budget"] + 600) as next_event:
@@ -366,30 +391,33 @@ def bench_train(job: dict) -> tuple[list[Row], dict]:
             else:
                 marks[event[0]] = event[1:]
     (cpu0,), (start, cpu_start) = marks["fit_start"], marks["train_start"]
-    fit_s, stopped, rss, n_train, cpu_end = marks["fit_end"]
+    fit_s, stopped, rss, n_train, cpu_end, steps = marks["fit_end"]
     ends = [(start, cpu_start)] + [(wall, cpu) for wall, _, cpu in epochs]
+    if steps is not None:
+        speed = Rate(steps[0] / steps[1], steps[0] / steps[2])
+    else:  # a single training batch: only the epoch clock is left
+        speed = Rate(n_train / (ends[-1][0] - start), n_train / (ends[-1][1] - cpu_start))
     if epochs:
-        epoch_s = statistics.fmean(b[0] - a[0] for a, b in zip(ends, ends[1:]))
-        epoch_cpu = statistics.fmean(b[1] - a[1] for a, b in zip(ends, ends[1:]))
-    else:  # stopped inside the first epoch: what it took so far is a lower bound
-        epoch_s, epoch_cpu = fit_s - start, cpu_end - cpu_start
-    bound = "" if epochs else ">"
+        epoch = Row("train", f"{job['model']}: epoch time", statistics.fmean(b[0] - a[0] for a, b in zip(ends, ends[1:])),
+                    "s", f"mean of {len(epochs)} epoch(s), dev scoring included",
+                    cpu=statistics.fmean(b[1] - a[1] for a, b in zip(ends, ends[1:])))
+    else:
+        epoch = Row("train", f"{job['model']}: epoch time", n_train / speed.wall, "s",
+                    "estimated from the throughput: the first epoch did not finish", cpu=n_train / speed.cpu)
     name = job["model"]
     rows = [
         Row("train", f"{name}: setup before epoch 1 (vocabulary, word2vec)", start, "s", cpu=cpu_start - cpu0),
-        Row("train", f"{name}: epoch time", epoch_s, "s",
-            f"mean of {len(epochs)} epoch(s), dev scoring included" if epochs else "first epoch unfinished",
-            bound=bound, cpu=epoch_cpu),
-        Row("train", f"{name}: training throughput", n_train / epoch_s, "posts/s", bound=bound and "<",
-            cpu=n_train / epoch_cpu),
+        _rate_row("train", f"{name}: training throughput", speed,
+                  f"{steps[0] if steps else n_train:,} posts of training batches (dev scoring excluded)"),
+        epoch,
         Row("train", f"{name}: best dev F1@1", max((e[1] for e in epochs), default=0.0), "",
-            f"fit {stopped} after {fit_s:.0f} s"),
+            f"fit {stopped} after {fit_s:.0f} s, {len(epochs)} epoch(s)"),
         Row("train", f"{name}: wall time to fastText's dev F1@1", reached[0] if reached else fit_s, "s",
             "from the fit call" if reached else "not reached", bound="" if reached else ">",
             cpu=(reached[1] if reached else cpu_end) - cpu0),
         Row("memory", f"{name}: peak RSS, training", rss, "MB", "fit in a fresh process"),
     ]
-    return rows, {"epoch_s": epoch_s, "epoch_cpu": epoch_cpu, "n_train": n_train}
+    return rows, speed
 
 
 def _rate_row(group: str, measure: str, r: Rate, note: str = "") -> Row:
@@ -400,7 +428,7 @@ def _ratio_row(group: str, measure: str, a: Rate, b: Rate) -> Row:
     return Row(group, measure, a.wall / b.wall, "x", cpu=a.cpu / b.cpu)
 
 
-def bench_serve(job: dict, plan: Plan, train: dict) -> list[Row]:
+def bench_serve(job: dict, plan: Plan, train: Rate) -> list[Row]:
     """Inference, memory and FLOP rows from the serving child."""
     with child(_serve_child, job, time.monotonic() + 40 * plan.seconds + 300) as next_event:
         out = next_event()[1]
@@ -431,14 +459,13 @@ def bench_serve(job: dict, plan: Plan, train: dict) -> list[Row]:
     return rows
 
 
-def _flop_rows(name: str, out: dict, train: dict, threads: int) -> list[Row]:
+def _flop_rows(name: str, out: dict, train: Rate, threads: int) -> list[Row]:
     """Achieved FLOP/s against the matmul peak: wall-clock on `threads` threads, and per CPU second
     against one thread's peak (the `cpu` column), which the machine's load moves less."""
     cfg = dataclasses.make_dataclass("Cfg", out["config"])(**out["config"])
     fwd = acnn_flops(cfg, out["n_labels"], out["mean_tokens"])
     peak, peak1 = out["matmul_gflops"][threads], out["matmul_gflops"][1]
-    train_wall = 3 * fwd * train["n_train"] / train["epoch_s"] / 1e9
-    train_cpu = 3 * fwd * train["n_train"] / train["epoch_cpu"] / 1e9
+    train_wall, train_cpu = 3 * fwd * train.wall / 1e9, 3 * fwd * train.cpu / 1e9
     infer_wall, infer_cpu = fwd * out["acnn_tokens"].wall / 1e9, fwd * out["acnn_tokens"].cpu / 1e9
     rows = [Row("flops", f"matmul peak, {t} thread(s)", value, "GFLOP/s", "2048x2048 float32, best of runs"
                 + ("; the reference of the per-CPU-s fractions" if t == 1 else ""))
