@@ -7,6 +7,7 @@ seeds) and `--plot` draws the feature importance of the saved seed-0 model of a 
 
     python benchmarks/boost_runs.py --data ../shared/benchmarks/weibo --base runs/acnn-weibo \
         --scorer runs/nb-weibo --anchor runs/fasttext-weibo --variants rerank classifier dart --seeds 0 1 2
+    python benchmarks/boost_runs.py --data ... --base ... --runs rerank:0 classifier:0 rerank:1   # an order
     python benchmarks/boost_runs.py --report
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ VARIANTS: dict[str, dict] = {
     "no-scorers": {"features": tuple(g for g in FEATURE_GROUPS if g != "scorers")},
     "rep-only": {"features": ("base", "rep")},
     "top20": {"n_candidates": 20},
+    "pool": {"from_scorers": 5},  # each scorer's top 5 join the base's candidates
 }
 
 
@@ -68,22 +70,21 @@ def run(a: argparse.Namespace) -> None:
         if (bench, name, 0) not in seen:
             t0 = time.time()
             record(a.results, scores_row(bench, name, 0, Recommender.load(path), test, t0))
-    for variant in a.variants:
-        for seed in a.seeds:
-            method = f"boost:{variant}"
-            if (bench, method, seed) in seen:
-                continue
-            t0 = time.time()
-            params = {**VARIANTS[variant], **json.loads(a.params)}
-            model = create("boost", base=str(a.base), scorers=tuple(map(str, a.scorer)), seed=seed, threads=a.threads,
-                           **params).fit(train, dev)
-            fit_s = time.time() - t0
-            if seed == 0:
-                model.save(a.out / f"{bench}-{variant}")
-            record(a.results, scores_row(bench, method, seed, model, test, t0, fit_seconds=fit_s,
-                                         params=params, trained_on={k: v for k, v in model.trained_on_.items()
-                                                                    if k != "train_sha256"},
-                                         importance=importance(model)[:15]))
+    jobs = [tuple(r.split(":")) for r in a.runs] if a.runs else [(v, s) for v in a.variants for s in a.seeds]
+    for variant, seed in ((v, int(s)) for v, s in jobs):
+        method = f"boost:{variant}"
+        if (bench, method, seed) in seen:
+            continue
+        t0 = time.time()
+        params = {**VARIANTS[variant], **json.loads(a.params)}
+        model = create("boost", base=str(a.base), scorers=tuple(map(str, a.scorer)), seed=seed, threads=a.threads,
+                       **params).fit(train, dev)
+        fit_s = time.time() - t0
+        if seed == 0:
+            model.save(a.out / f"{bench}-{variant}")
+        record(a.results, scores_row(bench, method, seed, model, test, t0, fit_seconds=fit_s, params=params,
+                                     trained_on={k: v for k, v in model.trained_on_.items() if k != "train_sha256"},
+                                     importance=importance(model)[:15]))
 
 
 def report(results: Path) -> str:
@@ -111,6 +112,7 @@ def main() -> None:
     p.add_argument("--anchor", type=Path, action="append", default=[], help="model scored alone for reference")
     p.add_argument("--variants", nargs="+", default=["rerank"], choices=list(VARIANTS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--runs", nargs="+", metavar="VARIANT:SEED", help="runs in this order (instead of variants x seeds)")
     p.add_argument("--params", default="{}", help="JSON of extra boost params for every run")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", type=Path, default=RESULTS)
