@@ -290,7 +290,7 @@ def running(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
     try:
         while not server.started:
             if not thread.is_alive():
-                raise RuntimeError("the test server did not start; see its log above")
+                raise HashrecError(f"the server on {host} did not start; see its log above")
             threading.Event().wait(0.02)
         yield f"http://{host}:{sock.getsockname()[1]}"
     finally:
