@@ -73,6 +73,7 @@ def test_chips_are_keyboard_operable(page):
     assert f"#{focused}" in box.input_value()
 
 
+@pytest.mark.slow  # fitting even a tiny acnn takes 15-50 s on the shared machine
 def test_trigger_words_are_highlighted_with_an_attention_model(browser, weibo_sample):
     acnn = create("acnn", dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1,
                   embeddings="random").fit(weibo_sample["train"][:2000])  # seconds to fit

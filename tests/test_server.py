@@ -148,6 +148,7 @@ def acnn(weibo_sample):
     return create("acnn", **TINY_ACNN).fit(weibo_sample["train"][:2000])
 
 
+@pytest.mark.slow  # fitting even a tiny acnn takes 15-50 s on the shared machine
 def test_explain_with_attention_gives_trigger_words_of_the_post(acnn):
     text = "钟南山院士说疫情拐点还没有到来"
     with running(create_app(acnn)) as base:
