@@ -54,7 +54,7 @@ from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, check_posts, fingerprint,
                                  top_k)
 from hashrec.store import MODEL_JSON, WEIGHTS
-from hashrec.tokens import CJK
+from hashrec.tokens import CJK, tokenize_many
 
 FEATURE_GROUPS = ("base", "label", "post", "lexical", "scorers", "rep")
 SCORER_RANKS = 100  # a scorer's rank beyond its top 100 is reported as 100: only the head matters
@@ -223,8 +223,11 @@ class Boost(Recommender):
         usable = [p for p in check_posts(dev, "boost.fit(dev)") if p.text not in seen]
         if not usable:
             raise ConfigError("boost: every dev post is also a training post of the base; give held-out posts")
-        self.trained_on_ = {**self.trained_on_, "n_dev": len(dev), "n_dev_dropped_as_train": len(dev) - len(usable)}
-        return super().fit(train, usable)  # type: ignore[return-value]
+        self.trained_on_ = {**self.trained_on_, "n_train": len(train), "train_sha256": digest, "n_dev": len(dev),
+                            "n_dev_dropped_as_train": len(dev) - len(usable)}
+        # not super().fit: that would tokenise every training post, and boost learns from dev posts only
+        self._fit([], [], Dev(tokenize_many([p.text for p in usable]), [p.hashtags for p in usable]))
+        return self
 
     def _load_models(self) -> None:
         cfg = self.config
@@ -241,6 +244,7 @@ class Boost(Recommender):
         self.scorer_cols_ = [np.array([s.label_index_.get(t, -1) for t in self.base_.labels_]) for s in self.scorers_]
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
+        """Learn from `dev` only (`docs` and `tags`, the base's training posts, are never used)."""
         import lightgbm as lgb
 
         cfg = self.config
@@ -248,6 +252,7 @@ class Boost(Recommender):
         # candidates are base labels: take the base's label set (the same training posts, checked in fit)
         self.labels_, self.label_index_ = self.base_.labels_, self.base_.label_index_
         self.label_counts_ = self.base_.label_counts_
+        self.trained_on_["n_labels"] = len(self.labels_)
         if "rep" in cfg.features:
             self.tag_pc_ = PCA.fit(self._out_weight(), cfg.rep_dims)
         raw = self._raw(dev.docs)
