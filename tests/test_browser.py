@@ -73,6 +73,18 @@ def test_chips_are_keyboard_operable(page):
     assert f"#{focused}" in box.input_value()
 
 
+def test_english_post_gets_twitter_form(browser, tweeteval_sample):
+    english = create("popularity").fit(tweeteval_sample["train"][:2000])
+    with running(create_app(english)) as url:
+        page = _open(browser, url)
+        page.get_by_label("Your post").press_sequentially("What a sunset at the beach tonight", delay=10)
+        first = page.locator("button.chip").first
+        first.wait_for()
+        tag = first.get_attribute("data-hashtag")
+        first.click()
+        assert page.get_by_label("Your post").input_value() == f"What a sunset at the beach tonight #{tag} "
+
+
 @pytest.mark.slow  # fitting even a tiny acnn takes 15-50 s on the shared machine
 def test_trigger_words_are_highlighted_with_an_attention_model(browser, weibo_sample):
     acnn = create("acnn", dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1,
