@@ -46,9 +46,20 @@ def train(model: str, data: str | Path, out: str | Path | None = None, *,
     rec.fit(train_posts, dev_posts)
     if dev_posts:
         rec.metrics_ = {"dev": {f"F1@{k}": s.f1 for k, s in rec.evaluate(dev_posts).items()}}
-    if out is not None:
+    if out is not None and _is_main_process():
         rec.save(out)
     return rec
+
+
+def _is_main_process() -> bool:
+    """Under torchrun only rank 0 writes the model; torch is imported only if a run is distributed."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return True
+    from hashrec.distributed import is_main
+
+    return is_main()
 
 
 def evaluate(model: Recommender | str | Path, data: str | Path | Sequence[Post],
