@@ -123,6 +123,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "invalid request, or a model error (HashrecError) with its message", "content": DETAIL}}
 
 
+def _internal(exc: Exception) -> str:
+    return f"internal error ({type(exc).__name__}); see the server log"
+
+
 @dataclass
 class _Job:
     """The posts of one request, waiting to be scored."""
@@ -203,6 +207,11 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     def _hashrec_error(request: Request, exc: HashrecError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    @app.exception_handler(Exception)
+    def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort outside the scorer: JSON too, though Starlette then closes the connection.
+        return JSONResponse({"detail": _internal(exc)}, status_code=500)
+
     def scored(texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
         """The scorer's answer; a bug in the model is a 500 JSON answer, logged.
 
@@ -215,7 +224,7 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
             raise
         except Exception as exc:
             log.exception("scoring failed")
-            raise HTTPException(500, f"internal error ({type(exc).__name__}); see the server log") from exc
+            raise HTTPException(500, _internal(exc)) from exc
 
     @app.post("/recommend", response_model=Recommendation, response_model_exclude_none=True,
               responses=ERRORS, summary="Hashtags for one post")
