@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import select
 import socket
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -19,6 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from hashrec import api
+from hashrec.cli import main
 from hashrec.models import MODELS, create
 from hashrec.server import create_app, running
 from hashrec.tokens import tokenize
@@ -205,6 +208,30 @@ def test_unexpected_error_is_500_json_and_the_server_lives_on(small_split):
         r = c.post("/recommend", json={"text": "武汉加油", "k": 5})
         assert r.status_code == 500 and "internal error" in r.json()["detail"]
         assert c.get("/health").status_code == 200
+
+
+def test_hashrec_serve_command_serves_a_saved_model_on_loopback(model, tmp_path):
+    model.save(tmp_path / "m")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "hashrec", "serve", "--model", str(tmp_path / "m"), "--port", str(port)]
+    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in server.stderr:  # uvicorn says where it listens once it does
+            if "Uvicorn running on" in line:
+                break
+        assert f"http://127.0.0.1:{port}" in line
+        r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"text": "武汉加油", "k": 2})
+        assert r.status_code == 200 and len(r.json()["hashtags"]) == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_hashrec_serve_refuses_a_missing_model(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path / "none")]) == 1
+    assert "not a hashrec model directory" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- fuzzing from the app's own schema
