@@ -55,21 +55,24 @@ def test_lda_counts_match_a_recount_after_sampling(encoded):
     np.testing.assert_allclose(lda["phi"].sum(axis=1), 1.0)
 
 
-def test_ttm_counts_match_a_recount_after_sampling(encoded):
+@pytest.mark.parametrize("align_to", ["topical", "all"])
+def test_ttm_counts_match_a_recount_after_sampling(encoded, align_to):
     corpus, align, V, H = encoded
     K = 7
     _seed(1)
-    state, mean = ttm_gibbs(corpus, align, np.full(H, 1.0 / H), V, TTMConfig(n_topics=K, iterations=5, burn_in=2))
+    cfg = TTMConfig(n_topics=K, iterations=5, burn_in=2, align_to=align_to)
+    state, mean = ttm_gibbs(corpus, align, np.full(H, 1.0 / H), V, cfg)
     recount = _ttm_counts(corpus, align, state["zd"], state["y"], state["a"], K, V)
     for name, counts in recount.items():
         np.testing.assert_array_equal(state[name], counts, err_msg=name)
     n_docs, n_tok, n_tags = len(corpus.ptr) - 1, len(corpus.words), len(align.tag_h)
     assert state["mk"].sum() == n_docs and state["ny"].sum() == n_tok and state["c_p"].sum() == n_tags
     assert state["nk"].sum() + state["nb"][0] == n_tok
-    # every hashtag is aligned to a topical token of its own post, and the switch moved some words
+    # every hashtag is aligned to a token of its own post (a topical one unless align_to="all"),
+    # and the switch moved some words
     a = state["a"]
     assert np.all((a >= align.tag_ptr[:-1]) & (a < align.tag_ptr[1:]))
-    assert np.all(state["y"][align.pos[a]] == 1) and 0 < state["ny"][0] < n_tok
+    assert np.all(state["y"][align.pos[a]] == 1) == (align_to == "topical") and 0 < state["ny"][0] < n_tok
     assert mean["mk"].sum() == pytest.approx(n_docs)
     np.testing.assert_allclose(mean["c_pk"].sum(), n_tags, rtol=1e-5)  # one unit of posterior per hashtag
 
