@@ -24,10 +24,12 @@ from hashrec.tokens import Vocab
 
 @dataclass(frozen=True)
 class IBM1Config:
-    """iterations: EM iterations per direction. lam: weight of the words->hashtags direction
-    in the harmonic mean (Liu et al.: 0.5). min_count: rarer training words are ignored."""
+    """iterations: EM iterations per direction; more fit the training co-occurrences harder
+    (weibo dev F1@1, first 3,000 posts: 0.194 at 5, 0.187 at 10, 0.181 at 20). lam: weight of the
+    words->hashtags direction in the harmonic mean (Liu et al.: 0.5). min_count: rarer training
+    words are ignored."""
 
-    iterations: int = 10
+    iterations: int = 5
     lam: float = 0.5  # Liu et al. 2011
     min_count: int = 2
 
@@ -94,7 +96,7 @@ def per_word(counts: np.ndarray, word: np.ndarray) -> np.ndarray:
 
 
 class IBM1(Recommender):
-    """Word trigger method: P(t|d) = sum_w P(t|w) P(w|d) (Liu et al. 2011, Eq. 1-3).
+    """Word trigger method: P(t|d) = sum_w P(t|w) P(w|d) (Liu et al. 2011; PAPER.md §4).
 
     P(t|w) = 1 / (lam / P_d2t(t|w) + (1 - lam) / P_t2d(t|w)), renormalised over t, where
     P_d2t is the words->hashtags table and P_t2d the hashtags->words model's expected
