@@ -39,17 +39,29 @@ def _open(browser, url):
     return page
 
 
+def _type(page, text):
+    """Type like a person, then let the debounced request and its answer settle."""
+    page.get_by_label("Your post").press_sequentially(text, delay=20)
+    page.wait_for_load_state("networkidle")  # 500 ms without traffic: longer than the 250 ms debounce
+    page.locator("button.chip").first.wait_for()
+
+
 @pytest.fixture(scope="module")
-def page(browser, small_split):
-    with running(create_app(api.train(MODEL, small_split))) as url:
-        yield _open(browser, url)
+def url(small_split):
+    with running(create_app(api.train(MODEL, small_split))) as base:
+        yield base
+
+
+@pytest.fixture
+def page(browser, url):
+    page = _open(browser, url)
+    yield page
+    page.close()
 
 
 def test_chip_click_adds_weibo_hashtag(page):
-    page.get_by_label("Your post").fill("")
-    page.get_by_label("Your post").press_sequentially("钟南山院士说疫情拐点还没有到来，武汉加油", delay=20)
+    _type(page, "钟南山院士说疫情拐点还没有到来，武汉加油")
     first = page.locator("button.chip").first
-    first.wait_for()
     tag = first.get_attribute("data-hashtag")
     assert page.locator("button.chip .score").first.inner_text().strip()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -62,24 +74,23 @@ def test_chip_click_adds_weibo_hashtag(page):
 
 def test_chips_are_keyboard_operable(page):
     box = page.get_by_label("Your post")
-    box.fill("")
-    box.press_sequentially("Wuhan stay strong, thanks to all doctors and nurses", delay=10)
-    page.locator("button.chip").first.wait_for()
+    _type(page, "Wuhan stay strong, thanks to all doctors and nurses")
     box.focus()
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.dataset.hashtag")
     assert focused
     page.keyboard.press("Enter")
     assert f"#{focused}" in box.input_value()
+    after = page.evaluate("document.activeElement.dataset.hashtag")  # focus stays in the chip list
+    assert after and after != focused
 
 
 def test_english_post_gets_twitter_form(browser, tweeteval_sample):
     english = create("popularity").fit(tweeteval_sample["train"][:2000])
-    with running(create_app(english)) as url:
-        page = _open(browser, url)
-        page.get_by_label("Your post").press_sequentially("What a sunset at the beach tonight", delay=10)
+    with running(create_app(english)) as base:
+        page = _open(browser, base)
+        _type(page, "What a sunset at the beach tonight")
         first = page.locator("button.chip").first
-        first.wait_for()
         tag = first.get_attribute("data-hashtag")
         first.click()
         assert page.get_by_label("Your post").input_value() == f"What a sunset at the beach tonight #{tag} "
@@ -89,10 +100,10 @@ def test_english_post_gets_twitter_form(browser, tweeteval_sample):
 def test_trigger_words_are_highlighted_with_an_attention_model(browser, weibo_sample):
     acnn = create("acnn", dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1,
                   embeddings="random").fit(weibo_sample["train"][:2000])  # seconds to fit
-    with running(create_app(acnn)) as url:
-        page = _open(browser, url)
+    with running(create_app(acnn)) as base:
+        page = _open(browser, base)
         page.get_by_text("explains").wait_for()  # /model said it can explain
-        page.get_by_label("Your post").press_sequentially("钟南山院士说疫情拐点还没有到来", delay=20)
+        _type(page, "钟南山院士说疫情拐点还没有到来")
         marks = page.locator("#mirror mark")
         marks.first.wait_for()
         assert all(m in "钟南山院士说疫情拐点还没有到来" for m in marks.all_inner_texts())

@@ -47,11 +47,11 @@ function addHashtag(tag, button) {
   const form = chinese(post.value) || chinese(tag) ? `#${tag}#` : `#${tag}`;
   const text = post.value.replace(/\s+$/, "");
   post.value = (text ? text + " " : "") + form + " ";
-  const item = button.parentElement;
-  const next = item.nextElementSibling || item.previousElementSibling;
-  item.remove();
-  (next ? next.querySelector("button") : post).focus();
-  render();
+  const index = [...chips.children].indexOf(button.parentElement);
+  render();  // the chip leaves: the post now has its hashtag
+  // Keyboard users stay in the list: focus moves to the chip that took this one's place.
+  const buttons = chips.querySelectorAll("button");
+  (buttons[Math.min(index, buttons.length - 1)] || post).focus();
 }
 
 function chip(h, format) {
@@ -79,7 +79,12 @@ function render() {
   const result = last.result;
   const shown = result ? result.hashtags.filter((h) => !tags.has(h.hashtag)).slice(0, SHOWN) : [];
   const format = formatter(shown.map((h) => h.score));
+  const focused = chips.contains(document.activeElement) ? document.activeElement.dataset.hashtag : null;
   chips.replaceChildren(...shown.map((h) => chip(h, format)));
+  if (focused) {  // a new answer must not throw keyboard focus out of the list
+    const same = [...chips.querySelectorAll("button")].find((b) => b.dataset.hashtag === focused);
+    (same || chips.querySelector("button") || post).focus();
+  }
   renderTriggers(result && result.triggers);
 }
 
