@@ -14,8 +14,8 @@ Features, by group (`BoostConfig.features`; ablations are config values):
 - lexical: character overlap between the hashtag and the post (useful for Chinese, where hashtags
            are phrases of the post's characters) and the share of the hashtag's characters covered
            by post words found inside it ("blacklivesmatter" <- black, lives, matter).
-- scorers: per extra model (NB, IBM1, kNN, TTM, ...): its score for the candidate, its rank (capped
-           at SCORER_RANKS) and the gap to its top score.
+- scorers: per extra model (NB, IBM1, kNN, TTM, ...): its score for the candidate, its rank and the
+           gap to its top score, read from its top-SCORER_RANKS list (beyond it: rank 100, score missing).
 - rep:     the network's own representation (neural bases only): h, the combined layer that feeds
            the softmax (the talk's report uses exactly this vector), reduced by PCA to `rep_dims`;
            the candidate's output-layer vector W_out[c] reduced by PCA to `rep_dims`; and the logit
@@ -53,8 +53,8 @@ from hashrec.data import Post
 from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, check_posts, fingerprint,
                                  top_k)
-from hashrec.store import MODEL_JSON, WEIGHTS
-from hashrec.tokens import CJK, tokenize_many
+from hashrec.store import MODEL_JSON, WEIGHTS, atomic_open
+from hashrec.tokens import CJK, cache_dir, tokenize_many
 
 FEATURE_GROUPS = ("base", "label", "post", "lexical", "scorers", "rep")
 SCORER_RANKS = 100  # a scorer's rank beyond its top 100 is reported as 100: only the head matters
@@ -111,22 +111,47 @@ def weights_sha256(path: str | Path) -> str:
                              "base and scorers by path, train or copy them there first") from None
 
 
-def rank_features(scores: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(n, N, 3): score, rank (capped at SCORER_RANKS) and gap to the post's top score of columns `cols`.
+def docs_key(prefix: str, docs: Docs) -> str:
+    """A content key of tokenised posts (and whatever `prefix` names), for the caches below."""
+    h = hashlib.sha256(prefix.encode())
+    for d in docs:
+        h.update("\x1f".join(d).encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()[:32]
 
-    `scores` (n, n_labels); `cols` (n, N) label ids, -1 where the model does not know the label
-    (its features are NaN: LightGBM treats missing values natively).
+
+def model_top(model: Recommender, checksum: str, docs: Docs, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """A model's top-m label ids and scores per post, best first, each (n, m); cached on disk.
+
+    Scoring 10k posts with kNN or NB takes minutes on a shared CPU, so the lists are kept under
+    cache_dir()/boost/, keyed by the model's weights checksum and the posts (never stale).
     """
-    n = len(scores)
-    m = min(SCORER_RANKS, scores.shape[1])
-    ranks = np.full(scores.shape, SCORER_RANKS, dtype=np.float32)
-    idx, _ = top_k(scores, m)
-    np.put_along_axis(ranks, idx, np.broadcast_to(np.arange(m, dtype=np.float32), (n, m)), axis=1)
-    safe = np.maximum(cols, 0)
-    s = np.take_along_axis(scores, safe, axis=1)
-    out = np.stack([s, np.take_along_axis(ranks, safe, axis=1), scores.max(1, keepdims=True) - s], axis=2)
-    out[cols < 0] = np.nan
-    return out.astype(np.float32)
+    path = cache_dir() / "boost" / f"{docs_key(f'top-1 {checksum} {m}', docs)}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            return z["ids"], z["scores"]
+    parts = [top_k(np.asarray(model._scores(docs[i:i + CHUNK]), dtype=np.float64), m)
+             for i in range(0, len(docs), CHUNK)]
+    ids, scores = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    with atomic_open(path, "wb") as f:
+        np.savez(f, ids=ids, scores=scores)
+    return ids, scores
+
+
+def top_features(ids: np.ndarray, scores: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(n, N, 3): a model's score, rank and gap to its top score for the label ids `cols` (n, N).
+
+    `ids`, `scores` (n, m) are the model's top-m list. Beyond the list, or for a label the model
+    does not know (-1), rank = m and score and gap are NaN (LightGBM's missing value): only the
+    head of a ranking matters, and a list is far cheaper to keep than 19k scores per post.
+
+    >>> top_features(np.array([[4, 2]]), np.array([[0.6, 0.3]]), np.array([[2, 7]])).tolist()
+    [[[0.30000001192092896, 1.0, 0.30000001192092896], [nan, 2.0, nan]]]
+    """
+    match = (cols[:, :, None] == ids[:, None, :]) & (cols[:, :, None] >= 0)  # (n, N, m)
+    found, pos = match.any(2), match.argmax(2)
+    s = np.where(found, np.take_along_axis(scores, pos, axis=1), np.nan)
+    rank = np.where(found, pos, ids.shape[1])
+    return np.stack([s, rank, scores[:, :1] - s], axis=2).astype(np.float32)
 
 
 def lexical_features(doc: list[str], tags: Sequence[str]) -> np.ndarray:
@@ -333,18 +358,19 @@ class Boost(Recommender):
     def _raw(self, docs: Docs) -> Raw:
         """Everything about the posts that does not depend on the fitted booster, memoised in this process.
 
-        Seeds and variants of boost over the same base, scorers and posts then score the posts once
-        (scoring 10k posts with NB or kNN takes minutes on a shared CPU). Keyed by the posts' tokens,
-        the models' weight checksums and the pool's settings; the last MEMO entries are kept.
+        Seeds and variants of boost over the same base, scorers and posts then score the posts once.
+        Keyed by the posts' tokens, the models' weight checksums and the pool's settings; the last
+        MEMO entries are kept. Scorers' top lists are also cached on disk (model_top).
         """
-        h = hashlib.sha256(json.dumps([self.checksums_, self.config.n_candidates, self.config.from_scorers]).encode())
-        for d in docs:
-            h.update("\x1f".join(d).encode("utf-8", "surrogatepass") + b"\0")
-        key = h.hexdigest()
+        cfg = self.config
+        key = docs_key(json.dumps([self.checksums_, cfg.n_candidates, cfg.from_scorers]), docs)
         if key not in _MEMO:
             while len(_MEMO) >= MEMO:
                 _MEMO.pop(next(iter(_MEMO)))
-            _MEMO[key] = Raw.concat([self._raw_chunk(docs[i:i + CHUNK]) for i in range(0, len(docs), CHUNK)])
+            tops = [model_top(s, c, docs, SCORER_RANKS) for s, c in zip(self.scorers_, self.checksums_[1:])]
+            _MEMO[key] = Raw.concat([self._raw_chunk(docs[i:i + CHUNK], [(t[0][i:i + CHUNK], t[1][i:i + CHUNK])
+                                                                         for t in tops])
+                                     for i in range(0, len(docs), CHUNK)])
         return _MEMO[key]
 
     def _base_scores(self, docs: Docs) -> tuple[np.ndarray, np.ndarray | None]:
@@ -371,27 +397,27 @@ class Boost(Recommender):
                 ps.append(torch.softmax(net.out(h), 1).float().cpu().numpy())
         return np.concatenate(ps).astype(np.float64), np.concatenate(hs)
 
-    def _pool(self, scores: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
-        """(n, N) candidate base-label ids: the base's top N, best first; with `from_scorers` = M, each
-        scorer's top M (known to the base) join and the base's last candidates make room.
+    def _pool(self, cand: np.ndarray, tops: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """(n, N) candidate base-label ids: the base's top N `cand`, best first; with `from_scorers` = M,
+        each scorer's top M (known to the base) join and the base's last candidates make room.
         """
-        cfg = self.config
-        cand, _ = top_k(scores, cfg.n_candidates)
-        if not cfg.from_scorers or not others:
+        m = self.config.from_scorers
+        if not m or not tops:
             return cand
-        tops = [np.array([self.base_.label_index_.get(t, -1) for t in s.labels_])[top_k(o, cfg.from_scorers)[0]]
-                for s, o in zip(self.scorers_, others)]  # (n, M) base ids per scorer
+        to_base = [np.array([self.base_.label_index_.get(t, -1) for t in s.labels_]) for s in self.scorers_]
+        heads = [tb[ids[:, :m]] for tb, (ids, _) in zip(to_base, tops)]  # (n, M) base ids per scorer
         out = np.empty_like(cand)
         for i, row in enumerate(cand):
             have = set(row.tolist())
-            new = list(dict.fromkeys(c for top in tops for c in top[i].tolist() if c >= 0 and c not in have))
+            new = list(dict.fromkeys(c for head in heads for c in head[i].tolist() if c >= 0 and c not in have))
             out[i] = np.concatenate([row[:len(row) - len(new)], np.array(new, dtype=cand.dtype)])
         return out
 
-    def _raw_chunk(self, docs: Docs) -> Raw:
+    def _raw_chunk(self, docs: Docs, tops: list[tuple[np.ndarray, np.ndarray]]) -> Raw:
+        """Raw of a CHUNK of posts; `tops` are the scorers' top lists of the same posts."""
         scores, h = self._base_scores(docs)
-        others = [np.asarray(s._scores(docs), dtype=np.float64) for s in self.scorers_]
-        cand = self._pool(scores, others)  # (n, N) base label ids
+        base_ids, base_scores = top_k(scores, max(SCORER_RANKS, self.config.n_candidates))
+        cand = self._pool(base_ids[:, :self.config.n_candidates], tops)  # (n, N) base label ids
         n, N = cand.shape
 
         def post_level(v: np.ndarray) -> np.ndarray:
@@ -399,13 +425,13 @@ class Boost(Recommender):
             return np.broadcast_to(v, (n, N, v.shape[2]))
 
         blocks = {
-            "base": np.concatenate([rank_features(scores, cand), post_level(scores.max(1))], axis=2),
+            "base": np.concatenate([top_features(base_ids, base_scores, cand), post_level(base_scores[:, 0])], axis=2),
             "label": np.stack([np.log1p(self.label_counts_[cand]).astype(np.float32),
                                np.array([len(t) for t in self.labels_], dtype=np.float32)[cand]], axis=2),
             "post": post_level(np.array([[len(d), float(any(CJK.search(w) for w in d))] for d in docs])),
             "lexical": np.stack([lexical_features(d, [self.labels_[c] for c in row]) for d, row in zip(docs, cand)]),
             "scorers": np.concatenate([np.zeros((n, N, 0), np.float32)] + [
-                rank_features(other, cols[cand]) for other, cols in zip(others, self.scorer_cols_)], axis=2),
+                top_features(ids, vals, cols[cand]) for (ids, vals), cols in zip(tops, self.scorer_cols_)], axis=2),
         }
         if h is not None:
             W, b = self._out_weight(), self.base_.net_.out.bias.detach().float().cpu().numpy()
