@@ -54,3 +54,13 @@ def test_save_replaces_atomically_and_leaves_no_temp(saved, weibo_sample):
     create("popularity").fit(weibo_sample["train"][:100]).save(saved)
     assert sorted(p.name for p in saved.parent.iterdir()) == ["m"]
     assert Recommender.load(saved).trained_on_["n_train"] == 100
+
+
+def test_atomic_files_get_the_mode_a_plain_write_would(saved, tmp_path):
+    import os
+
+    from hashrec.store import _umask, write_json
+
+    write_json(tmp_path / "r.json", {"a": 1})
+    assert os.stat(tmp_path / "r.json").st_mode & 0o777 == 0o666 & ~_umask()
+    assert os.stat(saved).st_mode & 0o777 == 0o777 & ~_umask()
