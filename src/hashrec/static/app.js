@@ -105,7 +105,9 @@ function renderTriggers(triggers) {
     parts.push(document.createTextNode(text.slice(at, m.index)));
     const mark = document.createElement("mark");
     mark.textContent = m[0];
-    mark.style.setProperty("--weight", (0.25 + 0.75 * weight.get(m[0].toLowerCase())).toFixed(2));
+    const w = weight.get(m[0].toLowerCase());
+    mark.style.setProperty("--weight", (0.25 + 0.75 * w).toFixed(2));
+    mark.title = `attention ${(w * max).toFixed(2)}`;
     parts.push(mark);
     at = m.index + m[0].length;
   }
