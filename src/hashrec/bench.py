@@ -28,6 +28,7 @@ import multiprocessing as mp
 import os
 import queue
 import resource
+import signal
 import statistics
 import tempfile
 import threading
@@ -256,7 +257,9 @@ def _watch(model: Any, q: Any, t0: float, job: dict, state: dict, lock: threadin
         with lock:
             if not state["fitting"]:
                 return
-            if now > job["budget"] or (state.get("reached") and job["stop_at_target"]):
+            # stop only after two training batches: a model to save and a throughput to report
+            trained = "steps" in state and state["steps"].summary() is not None
+            if trained and (now > job["budget"] or (state.get("reached") and job["stop_at_target"])):
                 state["stopped"] = "stopped at the F1 bar" if state.get("reached") else "stopped at the time budget"
                 _thread.interrupt_main()
                 return
@@ -269,6 +272,9 @@ def _train_child(q: Any, job: dict) -> None:
 
     from hashrec.models import create
 
+    # Python leaves SIGINT ignored when it starts ignored (a `cmd &` of a shell without job control),
+    # and then the watcher's interrupt would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     torch.set_num_threads(job["threads"])
     train = load_split(job["data"], "train")[:job["n_train"]]
     dev = load_split(job["data"], "dev")[:job["n_dev"]]
