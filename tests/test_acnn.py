@@ -196,3 +196,12 @@ def test_resume_refuses_a_checkpoint_of_another_config(weibo_sample, tmp_path):
 def test_bad_config_says_what_is_allowed(bad):
     with pytest.raises(ConfigError):
         create("acnn", **bad)
+
+
+def test_represent_gives_the_scores_and_h(trained):
+    model = trained["acnn"]
+    docs = [["武汉", "加油"], [], ["疫情"]]
+    p, h = model.represent(docs)
+    assert p.shape == (3, len(model.labels_)) and h.shape == (3, TINY["hidden"])
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)  # labels outside the softmax score 0
+    np.testing.assert_array_equal(p, model._scores(docs))

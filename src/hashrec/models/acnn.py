@@ -415,12 +415,24 @@ class ACNN(Recommender):
         for start in range(0, len(ids), 256):
             yield pad(ids[start:start + 256]).to(device)
 
-    def _scores(self, docs: Docs) -> np.ndarray:
-        """p(hashtag | post), the softmax (paper §3.3); 0 for the hashtags outside it (min_label_count)."""
+    def represent(self, docs: Docs) -> tuple[np.ndarray, np.ndarray]:
+        """p(hashtag | post) (n, n_labels) and the combined layer h (n, hidden), from one forward pass.
+
+        The softmax is the paper's (§3.3); hashtags outside it (min_label_count) get 0. h is the
+        feature vector the talk's boosting idea (PAPER.md §5) reads.
+        """
         self.net_.eval()
+        ps, hs = [], []
         with torch.inference_mode():
-            p = np.concatenate([F.softmax(self.net_(x)[0], 1).float().cpu().numpy() for x in self._batches(docs)])
-        return np.pad(p, ((0, 0), (0, len(self.labels_) - p.shape[1])))
+            for x in self._batches(docs):
+                h = self.net_.features(x)
+                ps.append(F.softmax(self.net_.out(h), 1).float().cpu().numpy())
+                hs.append(h.float().cpu().numpy())
+        p = np.concatenate(ps)
+        return np.pad(p, ((0, 0), (0, len(self.labels_) - p.shape[1]))), np.concatenate(hs)
+
+    def _scores(self, docs: Docs) -> np.ndarray:
+        return self.represent(docs)[0]
 
     def explain(self, texts: str | list[str]) -> list[list[tuple[str, float]]]:
         """Per text, the trigger words the local attention kept and their weights a_i, heaviest first."""
