@@ -52,6 +52,14 @@ def test_health(client):
     assert client.get("/health").json() == {"status": "ok"}
 
 
+def test_page_docs_and_schema_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'for="post"' in page.text and client.get("/static/app.js").status_code == 200
+    assert client.get("/docs").status_code == 200
+    assert {"/recommend", "/recommend/batch", "/model", "/health"} <= set(client.get("/openapi.json").json()["paths"])
+
+
 def test_model_describes_what_is_served(client, model):
     info = client.get("/model").json()
     assert info["name"] == MODEL and info["labels"] == len(model.labels_)
