@@ -31,6 +31,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Iterator
@@ -300,7 +301,7 @@ def running(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
         while not server.started:
             if not thread.is_alive():
                 raise HashrecError(f"the server on {host} did not start; see its log above")
-            threading.Event().wait(0.02)
+            time.sleep(0.02)
         yield f"http://{host}:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
