@@ -259,7 +259,7 @@ class Boost(Recommender):
         self.base_ = Recommender.load(cfg.base)
         self.scorers_ = [Recommender.load(p) for p in cfg.scorers]
         self.checksums_ = [weights_sha256(p) for p in (cfg.base, *cfg.scorers)]
-        if "rep" in cfg.features and not hasattr(getattr(self.base_, "net_", None), "features"):
+        if "rep" in cfg.features and not self._neural():
             raise ConfigError(f"boost: feature group 'rep' needs a neural base (acnn, cnn, attention), "
                               f"{cfg.base} is {self.base_.name}; drop it, e.g. --set "
                               "\"features=('base','label','post','lexical','scorers')\"")
@@ -367,21 +367,26 @@ class Boost(Recommender):
         if key not in _MEMO:
             while len(_MEMO) >= MEMO:
                 _MEMO.pop(next(iter(_MEMO)))
-            tops = [model_top(s, c, docs, SCORER_RANKS) for s, c in zip(self.scorers_, self.checksums_[1:])]
-            _MEMO[key] = Raw.concat([self._raw_chunk(docs[i:i + CHUNK], [(t[0][i:i + CHUNK], t[1][i:i + CHUNK])
+            # a neural base is run per chunk (h comes from the same pass); any other base's list is cached
+            m = max(SCORER_RANKS, cfg.n_candidates)
+            tops = [None if self._neural() else model_top(self.base_, self.checksums_[0], docs, m)]
+            tops += [model_top(s, c, docs, SCORER_RANKS) for s, c in zip(self.scorers_, self.checksums_[1:])]
+            _MEMO[key] = Raw.concat([self._raw_chunk(docs[i:i + CHUNK], [t and (t[0][i:i + CHUNK], t[1][i:i + CHUNK])
                                                                          for t in tops])
                                      for i in range(0, len(docs), CHUNK)])
         return _MEMO[key]
 
-    def _base_scores(self, docs: Docs) -> tuple[np.ndarray, np.ndarray | None]:
-        """The base's scores (n, n_labels) and, for a neural base, h (n, hidden) from the same forward pass.
+    def _neural(self) -> bool:
+        """Whether the base exposes the network's layers (acnn, cnn, attention): h and W_out."""
+        return hasattr(getattr(self.base_, "net_", None), "features")
 
-        For acnn this is exactly ACNN._scores (softmax of out(features(x)), same batches of 256),
-        computed once instead of twice.
+    def _net_forward(self, docs: Docs) -> tuple[np.ndarray, np.ndarray]:
+        """A neural base's scores (n, n_labels) and h (n, hidden) from one forward pass.
+
+        This is exactly ACNN._scores (softmax of out(features(x)), same batches of 256), computed
+        once for both.
         """
-        net = getattr(self.base_, "net_", None)
-        if not hasattr(net, "features"):
-            return np.asarray(self.base_._scores(docs), dtype=np.float64), None
+        net = self.base_.net_
         import torch
 
         from hashrec.models.acnn import pad
@@ -413,10 +418,16 @@ class Boost(Recommender):
             out[i] = np.concatenate([row[:len(row) - len(new)], np.array(new, dtype=cand.dtype)])
         return out
 
-    def _raw_chunk(self, docs: Docs, tops: list[tuple[np.ndarray, np.ndarray]]) -> Raw:
-        """Raw of a CHUNK of posts; `tops` are the scorers' top lists of the same posts."""
-        scores, h = self._base_scores(docs)
-        base_ids, base_scores = top_k(scores, max(SCORER_RANKS, self.config.n_candidates))
+    def _raw_chunk(self, docs: Docs, tops: list[tuple[np.ndarray, np.ndarray] | None]) -> Raw:
+        """Raw of a CHUNK of posts; `tops` are the top lists of the same posts: the base's (None for a
+        neural base: computed here), then each scorer's."""
+        h = None
+        if tops[0] is None:
+            scores, h = self._net_forward(docs)
+            base_ids, base_scores = top_k(scores, max(SCORER_RANKS, self.config.n_candidates))
+        else:
+            base_ids, base_scores = tops[0]
+        tops = tops[1:]
         cand = self._pool(base_ids[:, :self.config.n_candidates], tops)  # (n, N) base label ids
         n, N = cand.shape
 
