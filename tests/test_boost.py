@@ -52,16 +52,32 @@ def test_only_base_candidates_come_back(base_dir, posts, boost, params):
         assert {t for t, _ in mine} == {t for t, _ in theirs}
 
 
-def test_scorer_candidates_join_the_pool(base_dir, posts, small_split, tmp_path):
-    api.train("popularity", small_split, tmp_path / "pop")
-    model = create("boost", base=str(base_dir), scorers=(str(tmp_path / "pop"),), from_scorers=3, **QUICK).fit(
+@pytest.fixture(scope="module")
+def pop_dir(small_split, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pop") / "popularity"
+    api.train("popularity", small_split, out)
+    return out
+
+
+def test_scorer_candidates_join_the_pool(base_dir, pop_dir, posts):
+    model = create("boost", base=str(base_dir), scorers=(str(pop_dir),), from_scorers=3, **QUICK).fit(
         posts["train"], posts["dev"])
-    popular = set(Recommender.load(tmp_path / "pop").labels_[:3])
+    popular = {t for t, _ in Recommender.load(pop_dir).recommend("", k=3)[0]}
     texts = [p.text for p in posts["test"][:100]]
     base = Recommender.load(base_dir).recommend(texts, k=QUICK["n_candidates"])
     for mine, theirs in zip(model.recommend(texts, k=10**6), base):
         got = {t for t, _ in mine}
         assert len(got) == QUICK["n_candidates"] and popular <= got <= popular | {t for t, _ in theirs}
+
+
+def test_a_non_neural_base_works_without_the_rep_group(pop_dir, posts):
+    with pytest.raises(ConfigError, match="needs a neural base"):
+        create("boost", base=str(pop_dir), **QUICK).fit(posts["train"], posts["dev"])
+    model = create("boost", base=str(pop_dir), features=("base", "label", "post", "lexical"), **QUICK).fit(
+        posts["train"], posts["dev"])
+    texts = [p.text for p in posts["test"][:50]]
+    base = Recommender.load(pop_dir).recommend(texts, k=QUICK["n_candidates"])
+    assert all({t for t, _ in a} == {t for t, _ in b} for a, b in zip(model.recommend(texts, k=10**6), base))
 
 
 def test_guard_refuses_a_train_set_other_than_the_bases(base_dir, posts):
