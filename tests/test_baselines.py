@@ -43,7 +43,7 @@ def test_beats_popularity_on_real_posts(slice_, floor, name):
 
 @pytest.fixture(scope="module")
 def fasttext_fit(slice_) -> Recommender:
-    # settings that trained without fastText's "Encountered NaN" on this slice (see fasttext_model.py)
+    # fastText needs more epochs than its default 25 to fit 2,000 posts
     return create("fasttext", epoch=50, threads=1, bucket=50_000).fit(slice_[0])
 
 
