@@ -128,7 +128,9 @@ class LocalAttention(nn.Module):
         s = torch.tanh(self.score(windows(w, self.h, half, half))).squeeze(2)  # (B, T)
         s_max = s.masked_fill(~mask, -2.0).amax(1, keepdim=True)  # tanh is in (-1, 1): pads never win
         s_min = s.masked_fill(~mask, 2.0).amin(1, keepdim=True)
-        eta = self.delta * s_min + (1 - self.delta) * s_max  # (B, 1)
+        # (B, 1); rounding can put delta*s + (1-delta)*s a hair above s when all scores tie, which
+        # would keep no word at all (a 0/0 folding, NaN loss in hard mode): eta never exceeds max(s)
+        eta = torch.minimum(self.delta * s_min + (1 - self.delta) * s_max, s_max)
         if self.hard:
             a = (s >= eta).float()
         else:
