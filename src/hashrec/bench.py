@@ -186,7 +186,7 @@ def child(target: Callable, job: dict[str, Any], deadline: float) -> Iterator[Ca
     """
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_child_entry, args=(q, target, job), daemon=True)
+    proc = ctx.Process(target=_child_entry, args=(q, target, job))  # not daemonic: it may start a tokenizer pool
     proc.start()
 
     def next_event() -> tuple:
