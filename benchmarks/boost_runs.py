@@ -100,7 +100,7 @@ def report(results: Path) -> str:
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     out = ["| bench | method | seeds | F1@1 | F1@3 | F1@5 | P@1 | candidate recall (stop part) |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    keys = list(dict.fromkeys((r["bench"], r["method"]) for r in rows))
+    keys = sorted(dict.fromkeys((r["bench"], r["method"]) for r in rows), key=lambda bm: bm[0])
     for bench, method in keys:
         rs = [r for r in rows if (r["bench"], r["method"]) == (bench, method)]
         def ms(i: int, key: str = "f1") -> str:
