@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-MODEL=${MODEL:-popularity}
+MODEL=${MODEL:-knn}  # the best measured model (docs/RESULTS.md); MODEL=nb bash scripts/demo.sh picks another
 H=.venv/bin/hashrec
 $H train --model "$MODEL" --data data/sample/weibo --out runs/demo-weibo
 $H evaluate --model runs/demo-weibo --data data/sample/weibo/test.jsonl.gz
