@@ -12,17 +12,17 @@ from hashrec.errors import ConfigError
 # name -> ("module:Class", default params that distinguish this name from its class's defaults)
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "popularity": ("hashrec.models.popularity:Popularity", {}),
-    "boost": ("hashrec.ranking:Boost", {}),
     "nb": ("hashrec.models.nb:NaiveBayes", {}),
-    "knn": ("hashrec.models.knn:KNN", {}),
-    "ibm1": ("hashrec.models.ibm1:IBM1", {}),
     "lda": ("hashrec.models.lda:LDA", {}),
-    "fasttext": ("hashrec.models.fasttext_model:FastText", {}),
+    "ibm1": ("hashrec.models.ibm1:IBM1", {}),
     "topicwa": ("hashrec.models.translation:TopicWA", {}),
     "ttm": ("hashrec.models.translation:TTM", {}),
-    "acnn": ("hashrec.models.acnn:ACNN", {"channels": ("global", "local")}),
+    "knn": ("hashrec.models.knn:KNN", {}),
+    "fasttext": ("hashrec.models.fasttext_model:FastText", {}),
     "cnn": ("hashrec.models.acnn:ACNN", {"channels": ("global",)}),
     "attention": ("hashrec.models.acnn:ACNN", {"channels": ("local",)}),
+    "acnn": ("hashrec.models.acnn:ACNN", {"channels": ("global", "local")}),
+    "boost": ("hashrec.ranking:Boost", {}),
 }
 
 
