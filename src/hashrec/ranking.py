@@ -351,8 +351,10 @@ class Boost(Recommender):
             if g == "rep":
                 cand = raw.cand[rows]
                 h_pc = self.post_pca_(raw.h[rows]).astype(np.float32)
+                tag_pc = self.tag_pc_(self._out_weight()).astype(np.float32)
+                inside = (cand < len(tag_pc))[:, :, None]
                 blocks += [np.broadcast_to(h_pc[:, None, :], (*cand.shape, h_pc.shape[1])),
-                           self.tag_pc_(self._out_weight())[cand].astype(np.float32)]
+                           np.where(inside, tag_pc[np.where(inside[:, :, 0], cand, 0)], np.nan)]
         return np.concatenate(blocks, axis=2)
 
     def _raw(self, docs: Docs) -> Raw:
@@ -446,10 +448,13 @@ class Boost(Recommender):
         }
         if h is not None:
             W, b = self._out_weight(), self.base_.net_.out.bias.detach().float().cpu().numpy()
-            w_c = W[cand]  # (n, N, hidden)
+            # acnn's output layer covers only its min_label_count labels: others' rep features are missing
+            inside = cand < len(W)
+            safe = np.where(inside, cand, 0)
+            w_c = W[safe]  # (n, N, hidden)
             dot = np.einsum("nh,nkh->nk", h, w_c)
             cosine = dot / (np.linalg.norm(h, axis=1)[:, None] * np.linalg.norm(w_c, axis=2) + 1e-9)
-            blocks["rep"] = np.stack([dot + b[cand], cosine], axis=2)
+            blocks["rep"] = np.where(inside[:, :, None], np.stack([dot + b[safe], cosine], axis=2), np.nan)
         return Raw(cand, {g: np.ascontiguousarray(v, dtype=np.float32) for g, v in blocks.items()}, h)
 
     # ------------------------------------------------------------------ inference
