@@ -112,3 +112,23 @@ def test_empty_file_is_refused(tmp_path, capsys):
     path.write_text("", encoding="utf-8")
     assert main(["data", "prepare", str(path), "--out", str(tmp_path / "o")]) == 1
     assert "error" in capsys.readouterr().err
+
+
+def test_split_by_time_tests_on_the_latest_days(tmp_path):
+    counts = prepare("weibo-covid19", tmp_path, source=SHARED / "data" / "weibo-covid19", by_time=True,
+                     heldout=2000, train_size=20000)
+    assert counts == {"test": 2000, "dev": 2000, "train": 20000}
+    from hashrec.data import read_weibo_covid19
+    last_day = [p.text for p in read_weibo_covid19(SHARED / "data" / "weibo-covid19", chronological=True)][-50000:]
+    test_texts = {p.text for p in load_split(tmp_path, "test")}
+    assert len(test_texts & set(last_day)) == 2000  # all from the latest posts
+
+
+def test_fraction_and_stats(tmp_path, capsys):
+    path = tmp_path / "posts.jsonl"
+    path.write_text("\n".join(json.dumps({"text": f"post {i} #t{i % 4}"}) for i in range(40)), encoding="utf-8")
+    assert prepare(path, tmp_path / "o", fraction=0.2) == {"test": 8, "dev": 8, "train": 24}
+    assert main(["data", "stats", str(tmp_path / "o"), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["train"]["posts"] == 24 and stats["test"]["gold_seen_in_train"] == 1.0
+    assert stats["train"]["hashtags_per_post"] == 1.0

@@ -21,3 +21,11 @@ def test_short_rankings_still_count_k_slots():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError):
         evaluate_ranked([["a"]], [], ks=[1])
+
+
+def test_per_post_average_by_hand():
+    from hashrec.metrics import evaluate_per_post
+
+    s = evaluate_per_post([["a"], ["b", "c"]], [["a", "x"], ["x", "c"]], ks=[2])[2]
+    assert (s.precision, s.recall) == (0.5, 0.75)
+    assert s.f1 == pytest.approx((2 * 0.5 * 1 / 1.5 + 2 * 0.5 * 0.5 / 1.0) / 2)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from hashrec.data import Post, load_split, prepare, read_posts, split_file  # noqa: F401  (re-exported)
 from hashrec.errors import DataError
-from hashrec.metrics import Scores
+from hashrec.metrics import Scores, report
 from hashrec.models import create
 from hashrec.models.base import Recommender, check_k, check_texts
 
@@ -69,6 +69,15 @@ def evaluate(model: Recommender | str | Path, data: str | Path | Sequence[Post],
         check_k(k)
     posts = read_posts(data) if isinstance(data, (str, Path)) else list(data)
     return _model(model).evaluate(posts, ks)
+
+
+def evaluate_report(model: Recommender | str | Path, data: str | Path | Sequence[Post],
+                    ks: Sequence[int] = (1, 2, 3, 4, 5)) -> dict[str, Any]:
+    """Eq. 11 (micro) and the per-post averaged variant, as `hashrec evaluate --json` prints them."""
+    for k in ks:
+        check_k(k)
+    posts = read_posts(data) if isinstance(data, (str, Path)) else list(data)
+    return report(*_model(model).gold_and_ranked(posts, max(ks)), ks)
 
 
 def recommend(model: Recommender | str | Path, texts: str | Sequence[str], k: int = 5,

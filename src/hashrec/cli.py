@@ -8,11 +8,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from hashrec import __version__, api
 from hashrec.bench import TWEETEVAL, WEIBO, bench, format_rows
 from hashrec.config import parse_overrides, read_preset
+from hashrec.data import format_stats, read_user_file, split_stats
 from hashrec.errors import HashrecError
 from hashrec.metrics import format_table
 from hashrec.models import MODELS
@@ -22,7 +23,7 @@ Command = Callable[[argparse.Namespace], None]
 
 def _cmd_prepare(a: argparse.Namespace) -> None:
     counts = api.prepare(a.dataset, a.out, source=a.source, train_size=a.train_size, heldout=a.heldout,
-                         seed=a.seed, **({} if a.source else {
+                         fraction=a.fraction, seed=a.seed, by_time=a.by_time, **({} if a.source else {
                              "style": a.hashtag_style, "text_field": a.text_field,
                              "hashtags_field": a.hashtags_field}))
     print(f"wrote {a.out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
@@ -40,33 +41,62 @@ def _cmd_train(a: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> None:
-    scores = api.evaluate(a.model, a.data, ks=range(1, a.k + 1))
     if a.json:
-        print(json.dumps({f"{k}": s.as_dict() for k, s in scores.items()}, indent=1))
+        print(json.dumps(api.evaluate_report(a.model, a.data, ks=range(1, a.k + 1)), indent=1))
     else:
-        print(format_table(scores))
+        print(format_table(api.evaluate(a.model, a.data, ks=range(1, a.k + 1))))
 
 
-def _read_texts(a: argparse.Namespace) -> list[str]:
-    if a.input:
-        f = sys.stdin if a.input == "-" else open(a.input, encoding="utf-8", errors="replace")
-        with f:
-            return [line.rstrip("\r\n") for line in f]
-    if not a.text:
+def _read_texts(a: argparse.Namespace) -> Iterator[str]:
+    """Posts from the arguments, standard input (one a line) or a file in any format data prepare reads."""
+    if a.input == "-":
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+    elif a.input:
+        yield from (post.text for post in read_user_file(a.input))
+    elif not a.text:
         raise HashrecError("give posts as arguments or with --input FILE (- for standard input)")
-    return a.text
+    else:
+        yield from a.text
+
+
+def _chunks(texts: Iterator[str], size: int) -> Iterator[list[str]]:
+    """Lists of up to `size` texts; a bad input line first yields the posts read before it, then raises."""
+    chunk: list[str] = []
+    try:
+        for text in texts:
+            chunk.append(text)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    except HashrecError:
+        if chunk:
+            yield chunk
+        raise
+    if chunk:
+        yield chunk
 
 
 def _cmd_recommend(a: argparse.Namespace) -> None:
-    results = api.recommend(a.model, _read_texts(a), k=a.k, explain=a.explain)
-    for item in results:
-        if a.json:
-            print(json.dumps(item, ensure_ascii=False))
-            continue
-        line = "  ".join(f"#{h['hashtag']} ({h['score']:.3g})" for h in item["hashtags"])
-        if a.explain:
-            line += "\n  triggers: " + " ".join(f"{t['word']}({t['weight']:.2f})" for t in item["triggers"])
-        print(line)
+    """Streams: posts are answered in chunks, in input order, so a large file needs no memory."""
+    model = api.load(a.model)
+    for chunk in _chunks(_read_texts(a), 256):
+        for item in api.recommend(model, chunk, k=a.k, explain=a.explain):
+            if a.json:
+                out = {"text": item["text"], "hashtags": [h["hashtag"] for h in item["hashtags"]],
+                       "scores": [h["score"] for h in item["hashtags"]]}
+                if a.explain:
+                    out["triggers"] = item["triggers"]
+                print(json.dumps(out, ensure_ascii=False), flush=True)
+                continue
+            line = "  ".join(f"#{h['hashtag']} ({h['score']:.3g})" for h in item["hashtags"])
+            if a.explain:
+                line += "\n  triggers: " + " ".join(f"{t['word']}({t['weight']:.2f})" for t in item["triggers"])
+            print(line, flush=True)
+
+
+def _cmd_stats(a: argparse.Namespace) -> None:
+    stats = split_stats(a.data)
+    print(json.dumps(stats, ensure_ascii=False, indent=1) if a.json else format_stats(stats))
 
 
 def _cmd_serve(a: argparse.Namespace) -> None:
@@ -111,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--source", type=Path, help="folder of a known dataset, e.g. ../shared/data/weibo-covid19")
     pr.add_argument("--out", type=Path, required=True, help="split directory to write")
     pr.add_argument("--train-size", type=int, help="keep only the first N training posts (weibo: 100000)")
-    pr.add_argument("--heldout", type=int, help="dev and test size each (default: weibo-covid19 10000, else n // 10)")
+    pr.add_argument("--heldout", type=int, help="dev and test size each (default: weibo-covid19 10000, else --fraction)")
+    pr.add_argument("--fraction", type=float, default=0.1, help="dev and test share each, when --heldout is not given")
+    pr.add_argument("--by-time", action="store_true",
+                    help="weibo-covid19: train on the earliest days, dev and test on the latest (no shuffle)")
     pr.add_argument("--seed", type=int, default=0, help="shuffle seed (0 gives the reference splits)")
     pr.add_argument("--hashtag-style", choices=["auto", "weibo", "twitter"], default="auto",
                     help="own files: #topic# (weibo) or #tag (twitter); auto picks weibo for Chinese text")
@@ -119,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--hashtags-field", default="hashtags",
                     help="own files: the hashtags field (list in JSONL, ';'-separated in CSV); absent = extract from text")
     pr.set_defaults(func=_cmd_prepare)
+    st = data.add_parser("stats", formatter_class=fmt, help="what a split directory holds",
+                         description="Posts, distinct hashtags, hashtags per post, how many test gold hashtags "
+                         "occur in train, and text lengths, per split.")
+    st.add_argument("data", type=Path, metavar="DIR", help="split directory")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=_cmd_stats)
 
     tr = sub.add_parser("train", formatter_class=fmt, help="train a recommender on a split directory",
                         description="Train MODEL on DATA/train (DATA/dev selects the best epoch and is scored), "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -65,9 +66,17 @@ def extract(raw: str, style: HashtagStyle = "auto") -> Post:
 
 # ---------------------------------------------------------------------------- raw readers
 
-def read_weibo_covid19(source: str | Path) -> Iterator[Post]:
-    """The weibo-covid19 CSVs: sorted by file name, column `text`, GB18030 with bad bytes replaced."""
-    files = sorted(Path(source).glob("*.csv"), key=lambda p: p.name)
+def _day(path: Path) -> tuple[int, ...]:
+    """(month, day) of a weibo-covid19 file named `<month>.<day>.csv`, for chronological order."""
+    try:
+        return tuple(int(x) for x in path.name.removesuffix(".csv").split("."))
+    except ValueError:
+        raise DataError(f"{path}: expected a file named <month>.<day>.csv to split by time") from None
+
+
+def read_weibo_covid19(source: str | Path, chronological: bool = False) -> Iterator[Post]:
+    """The weibo-covid19 CSVs: sorted by file name (or by date), column `text`, GB18030 with bad bytes replaced."""
+    files = sorted(Path(source).glob("*.csv"), key=_day if chronological else (lambda p: p.name))
     if not files:
         raise DataError(f"{source}: no *.csv files; point --source at ../shared/data/weibo-covid19")
     for path in files:
@@ -212,15 +221,26 @@ def clean(posts: Iterable[Post]) -> list[Post]:
     return kept
 
 
-def split(posts: list[Post], *, heldout: int | None = None, seed: int = 0,
-          train_size: int | None = None) -> dict[str, list[Post]]:
-    """Shuffle with `random.Random(seed)`; test = first `heldout`, dev = next `heldout`, train = rest."""
+def split(posts: list[Post], *, heldout: int | None = None, fraction: float = 0.1, seed: int = 0,
+          train_size: int | None = None, by_time: bool = False) -> dict[str, list[Post]]:
+    """Shuffle with `random.Random(seed)`; test = first `heldout`, dev = next `heldout`, train = rest.
+
+    `heldout` defaults to `fraction` of the posts (the reference rule n // 10 at 0.1). With
+    `by_time` the posts keep their (chronological) order: train is the earliest, dev the next,
+    test the latest: the realistic setting, where new hashtags keep appearing.
+    """
     posts = list(posts)
-    random.Random(seed).shuffle(posts)
-    n = heldout if heldout is not None else len(posts) // 10
+    if not 0 < fraction < 0.5:
+        raise DataError(f"--fraction must be in (0, 0.5): the share of posts for dev and for test each, got {fraction}")
+    n = heldout if heldout is not None else math.floor(len(posts) * fraction + 1e-9)  # 0.1: n // 10
     if len(posts) < 2 * n + 1 or len(posts) < 3:
         raise DataError(f"only {len(posts)} usable posts (non-empty text with at least one hashtag); "
                         "need at least 3, and more than twice the held-out size")
+    if by_time:
+        train = posts[:len(posts) - 2 * n]
+        return {"test": posts[len(posts) - n:], "dev": posts[len(posts) - 2 * n:len(posts) - n],
+                "train": train[-train_size:] if train_size else train}
+    random.Random(seed).shuffle(posts)
     train = posts[2 * n:]
     return {"test": posts[:n], "dev": posts[n:2 * n], "train": train[:train_size] if train_size else train}
 
@@ -238,24 +258,28 @@ def write_jsonl(path: str | Path, posts: Iterable[Post]) -> None:
 
 
 def prepare(name_or_file: str | Path, out: str | Path, *, source: str | Path | None = None,
-            train_size: int | None = None, heldout: int | None = None, seed: int = 0,
-            **read_options: object) -> dict[str, int]:
+            train_size: int | None = None, heldout: int | None = None, fraction: float = 0.1,
+            seed: int = 0, by_time: bool = False, **read_options: object) -> dict[str, int]:
     """Make a split directory from a known dataset (`source` = its folder) or a user's file.
 
     Returns the number of posts in each split. Known names: weibo-covid19, tweeteval, weibo-hashtaggen.
+    `by_time` (weibo-covid19 only) reads the days in date order and tests on the latest posts.
     """
     name = str(name_or_file)
+    if by_time and name != "weibo-covid19":
+        raise DataError("--by-time needs dated posts: only the weibo-covid19 dataset has them")
     if name in DATASETS:
         if source is None:
             raise DataError(f"dataset {name!r} needs --source PATH (e.g. ../shared/data/{name})")
-        posts = clean(DATASETS[name](source))
+        raw = read_weibo_covid19(source, chronological=True) if by_time else DATASETS[name](source)
+        posts = clean(raw)
         heldout = heldout if heldout is not None else DEFAULT_HELDOUT.get(name)
     else:
         posts = clean(read_user_file(name, **read_options))
     if not posts:
         raise DataError(f"{name}: not a single post with both text and a hashtag; check the hashtag "
                         "style (--hashtag-style weibo|twitter) or the hashtags field")
-    splits = split(posts, heldout=heldout, seed=seed, train_size=train_size)
+    splits = split(posts, heldout=heldout, fraction=fraction, seed=seed, train_size=train_size, by_time=by_time)
     for part, items in splits.items():
         write_jsonl(Path(out) / f"{part}.jsonl.gz", items)
     return {part: len(items) for part, items in splits.items()}
@@ -282,3 +306,38 @@ def read_posts(path: str | Path) -> list[Post]:
 
 def load_split(directory: str | Path, part: str) -> list[Post]:
     return read_posts(split_file(directory, part))
+
+
+def split_stats(directory: str | Path) -> dict[str, dict[str, float | int]]:
+    """Per split: posts, distinct hashtags, hashtags per post, text length (characters) quantiles;
+    for dev and test also the share of their gold hashtags that occur in train (a recall ceiling)."""
+    splits = {part: load_split(directory, part) for part in SPLITS if _has_split(directory, part)}
+    if "train" not in splits:
+        raise DataError(f"{directory}: no train split; make one with `hashrec data prepare`")
+    seen = {t for p in splits["train"] for t in p.hashtags}
+    out: dict[str, dict[str, float | int]] = {}
+    for part, posts in splits.items():
+        tags = [t for p in posts for t in p.hashtags]
+        lengths = sorted(len(p.text) for p in posts)
+        row: dict[str, float | int] = {
+            "posts": len(posts), "distinct_hashtags": len(set(tags)),
+            "hashtags_per_post": len(tags) / max(len(posts), 1),
+            **{f"length_p{q}": lengths[min(len(lengths) - 1, len(lengths) * q // 100)] if lengths else 0
+               for q in (10, 50, 90, 99)}}
+        if part != "train":
+            row["gold_seen_in_train"] = sum(t in seen for t in tags) / max(len(tags), 1)
+        out[part] = row
+    return out
+
+
+def _has_split(directory: str | Path, part: str) -> bool:
+    return any((Path(directory) / f"{part}{suffix}").is_file() for suffix in (".jsonl.gz", ".jsonl"))
+
+
+def format_stats(stats: dict[str, dict[str, float | int]]) -> str:
+    keys = list(dict.fromkeys(k for row in stats.values() for k in row))
+    lines = ["\t".join(["split", *keys])]
+    for part, row in stats.items():
+        lines.append("\t".join([part, *(f"{row[k]:.3f}" if isinstance(row.get(k), float) else str(row.get(k, "-"))
+                                      for k in keys)]))
+    return "\n".join(lines)

@@ -174,9 +174,14 @@ class Recommender:
 
     def evaluate(self, posts: Sequence[Post], ks: Sequence[int] = (1, 2, 3, 4, 5)) -> dict[int, Scores]:
         """Eq. 11 (micro P@k R@k F1@k) on posts with gold hashtags."""
+        gold, ranked = self.gold_and_ranked(posts, max(ks))
+        return evaluate_ranked(gold, ranked, ks)
+
+    def gold_and_ranked(self, posts: Sequence[Post], k: int) -> tuple[Tags, list[list[str]]]:
+        """Gold hashtags and the top-k recommended hashtags of each post, for the metrics."""
         posts = check_posts(posts, f"{self.name}.evaluate")
-        ranked = self.rank_docs(tokenize_many([p.text for p in posts]), max(ks))
-        return evaluate_ranked([p.hashtags for p in posts], [[t for t, _ in r] for r in ranked], ks)
+        ranked = self.rank_docs(tokenize_many([p.text for p in posts]), k)
+        return [p.hashtags for p in posts], [[t for t, _ in r] for r in ranked]
 
     # ------------------------------------------------------------------ persistence
 
