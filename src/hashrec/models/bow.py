@@ -15,9 +15,12 @@ from hashrec.tokens import Vocab
 FIRST_WORD = 2  # Vocab ids 0 and 1 are <pad> and <unk>: out-of-vocabulary tokens are dropped
 
 
-def fit_vocab(docs: Docs, min_count: int) -> Vocab:
-    """The training words seen at least `min_count` times."""
-    return Vocab.build(docs, min_count=min_count)
+def training_matrices(docs: Docs, label_ids: list[list[int]], n_labels: int,
+                      min_count: int) -> tuple[Vocab, sp.csr_matrix, sp.csr_matrix]:
+    """The vocabulary of the training words seen at least `min_count` times, their count matrix
+    X (n_posts, n_words) and the 0/1 hashtag matrix Y (n_posts, n_labels): every baseline's start."""
+    vocab = Vocab.build(docs, min_count=min_count)
+    return vocab, count_matrix(docs, vocab), label_matrix(label_ids, n_labels)
 
 
 def count_matrix(docs: Docs, vocab: Vocab) -> sp.csr_matrix:

@@ -17,8 +17,8 @@ import scipy.sparse as sp
 
 from hashrec.config import check
 from hashrec.models.base import Dev, Docs, Recommender, Tags
-from hashrec.models.bow import (break_ties_by_popularity, count_matrix, fit_vocab, inverse_document_frequency,
-                                label_matrix, sparse_from_arrays, sparse_to_arrays, tfidf)
+from hashrec.models.bow import (break_ties_by_popularity, count_matrix, training_matrices, inverse_document_frequency,
+                                sparse_from_arrays, sparse_to_arrays, tfidf)
 from hashrec.tokens import Vocab
 
 
@@ -109,9 +109,7 @@ class IBM1(Recommender):
     Config = IBM1Config
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
-        self.vocab_ = fit_vocab(docs, self.config.min_count)
-        X = count_matrix(docs, self.vocab_)
-        Y = label_matrix(self.label_ids(tags), len(self.labels_))
+        self.vocab_, X, Y = training_matrices(docs, self.label_ids(tags), len(self.labels_), self.config.min_count)
         self.idf_ = inverse_document_frequency(X)
         lk = links(X, Y)
         d2t = per_word(em(lk, self.config.iterations, source_is_word=True), lk.pair_word)

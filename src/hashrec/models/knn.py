@@ -13,8 +13,8 @@ import scipy.sparse as sp
 
 from hashrec.config import check
 from hashrec.models.base import Dev, Docs, Recommender, Tags
-from hashrec.models.bow import (break_ties_by_popularity, count_matrix, fit_vocab, inverse_document_frequency,
-                                label_matrix, sparse_from_arrays, sparse_to_arrays, tfidf)
+from hashrec.models.bow import (break_ties_by_popularity, count_matrix, training_matrices, inverse_document_frequency,
+                                sparse_from_arrays, sparse_to_arrays, tfidf)
 from hashrec.tokens import Vocab
 
 BLOCK = 128  # query posts per dense (BLOCK, n_train) similarity block: 128 x 100k float64 = 100 MB
@@ -46,12 +46,11 @@ class KNN(Recommender):
     Config = KNNConfig
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
-        self.vocab_ = fit_vocab(docs, self.config.min_count)
-        X = count_matrix(docs, self.vocab_)
+        self.vocab_, X, self.train_tags_ = training_matrices(docs, self.label_ids(tags), len(self.labels_),
+                                                             self.config.min_count)
         self.idf_ = inverse_document_frequency(X)
         self.train_ = tfidf(X, self.idf_)
         self.train_t_ = sp.csr_matrix(self.train_.T)  # (n_words, n_train), transposed once, not per batch
-        self.train_tags_ = label_matrix(self.label_ids(tags), len(self.labels_))
 
     def _scores(self, docs: Docs) -> np.ndarray:
         Q = tfidf(count_matrix(docs, self.vocab_), self.idf_)

@@ -22,7 +22,7 @@ from scipy.special import psi
 
 from hashrec.config import check
 from hashrec.models.base import Dev, Docs, Recommender, Tags
-from hashrec.models.bow import break_ties_by_popularity, count_matrix, fit_vocab, label_matrix
+from hashrec.models.bow import break_ties_by_popularity, count_matrix, training_matrices
 from hashrec.tokens import Vocab
 
 
@@ -135,9 +135,8 @@ class LDA(Recommender):
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
         cfg = self.config
-        self.vocab_ = fit_vocab(docs, cfg.min_count)
-        X = count_matrix(docs, self.vocab_)
-        Y = label_matrix(self.label_ids(tags), len(self.labels_)) * cfg.hashtag_weight
+        self.vocab_, X, Y = training_matrices(docs, self.label_ids(tags), len(self.labels_), cfg.min_count)
+        Y = Y * cfg.hashtag_weight
         phi = sample_topics(sp.hstack([X, Y], format="csr"), cfg.topics, cfg.alpha, cfg.eta, cfg.sweeps, cfg.seed)
         self.phi_words_, self.phi_tags_ = phi[:, :X.shape[1]], phi[:, X.shape[1]:]
 

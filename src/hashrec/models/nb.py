@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 
 from hashrec.config import check
 from hashrec.models.base import Dev, Docs, Recommender, Tags
-from hashrec.models.bow import count_matrix, fit_vocab, label_matrix, sparse_from_arrays, sparse_to_arrays
+from hashrec.models.bow import count_matrix, training_matrices, sparse_from_arrays, sparse_to_arrays
 from hashrec.tokens import Vocab
 
 
@@ -51,9 +51,7 @@ class NaiveBayes(Recommender):
     Config = NBConfig
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
-        self.vocab_ = fit_vocab(docs, self.config.min_count)
-        X = count_matrix(docs, self.vocab_)
-        Y = label_matrix(self.label_ids(tags), len(self.labels_))
+        self.vocab_, X, Y = training_matrices(docs, self.label_ids(tags), len(self.labels_), self.config.min_count)
         self._set_counts(sp.csr_matrix(Y.T @ X))
 
     def _set_counts(self, counts: sp.csr_matrix) -> None:
