@@ -124,6 +124,18 @@ def _cmd_compare(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}/table.md, scores.csv, f1_at_k.png")
 
 
+def _cmd_experiment(a: argparse.Namespace) -> None:
+    import torch
+
+    from hashrec.experiment import run
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    run(a.tables, a.data, a.out, seeds=a.seeds, overrides=parse_overrides(a.set), n_train=a.n_train,
+        n_dev=a.n_dev, save_models=a.save_models, log=lambda line: print(line, flush=True))
+    print(f"wrote {', '.join(f'{a.out}/{t}.md' for t in a.tables)} (and .csv, .png)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="hashrec", formatter_class=fmt, description=(
@@ -230,6 +242,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override one model's hyperparameter, e.g. --set nb.alpha=0.5")
     cp.add_argument("--reuse", action="store_true", help="load models already saved in OUT/models/ instead of retraining")
     cp.set_defaults(func=_cmd_compare)
+
+    from hashrec.experiment import TABLES
+
+    ex = sub.add_parser("experiment", formatter_class=fmt, help="the paper's Tables 1-4 and ablations over seeds",
+                        description="Train every row of each TABLE with each seed on DATA (dev for early stopping), "
+                        "score it on all of DATA/test and write OUT/TABLE.md (P, R, F1 at k = 1..5, mean ± std), "
+                        "OUT/TABLE.csv and OUT/TABLE.png (P, R, F1 against k). Runs already in "
+                        "OUT/results.jsonl are not repeated: rerun the same command to resume. Tables: "
+                        + "; ".join(f"{t}: " + ", ".join(label for label, _, _ in rows) for t, rows in TABLES.items()))
+    ex.add_argument("tables", nargs="+", choices=list(TABLES), metavar="TABLE", help=", ".join(TABLES))
+    ex.add_argument("--data", type=Path, required=True, help="split directory (train, dev, test)")
+    ex.add_argument("--out", type=Path, required=True, help="folder for results.jsonl and the reports")
+    ex.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed for each network row")
+    ex.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a hyperparameter of every network row, e.g. --set epochs=5")
+    ex.add_argument("--n-train", type=int, help="train on the first N training posts only (default: all)")
+    ex.add_argument("--n-dev", type=int, help="early-stop on the first N dev posts only (default: all)")
+    ex.add_argument("--threads", type=int, help="torch threads (default: torch's choice, the cores)")
+    ex.add_argument("--save-models", action="store_true", help="keep each trained model in OUT/models/")
+    ex.set_defaults(func=_cmd_experiment)
     return p
 
 

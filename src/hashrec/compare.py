@@ -158,24 +158,30 @@ def write_report(results: Sequence[Result], data: Path, out: Path, n_test: int) 
         for r in results:
             for k, s in r.scores.items():
                 w.writerow([r.name, k, f"{s.precision:.6f}", f"{s.recall:.6f}", f"{s.f1:.6f}", s.n_correct, s.n_posts])
-    plot_f1_at_k(results, out / "f1_at_k.png", title=f"F1@k on {data.name}")
+    plot_at_k({r.name: {k: s.as_dict() for k, s in r.scores.items()} for r in results if r.scores},
+              out / "f1_at_k.png", title=f"F1@k on {data.name}")
 
 
-def plot_f1_at_k(results: Sequence[Result], path: Path, title: str) -> None:
-    """F1 against k = 1..5 for every method that finished (the paper's curves)."""
+def plot_at_k(curves: dict[str, dict[int, dict[str, float]]], path: Path, title: str,
+              metrics: Sequence[str] = ("f1",)) -> None:
+    """One panel per metric (precision, recall, f1) against k, a line per method (the paper's Figure 2).
+
+    `curves` maps a method's label to {k: {metric: value}}.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in results:
-        if r.scores:
-            ks = sorted(r.scores)
-            ax.plot(ks, [r.scores[k].f1 for k in ks], marker="o", label=r.name)
-    ax.set(xlabel="k (hashtags recommended)", ylabel="F1@k", title=title, xticks=list(KS))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for label, at_k in curves.items():
+            ks = sorted(at_k)
+            ax.plot(ks, [at_k[k][metric] for k in ks], marker="o", label=label)
+        ax.set(xlabel="k (hashtags recommended)", ylabel=f"{metric}@k", xticks=list(KS))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120)
