@@ -129,9 +129,7 @@ def model_top(model: Recommender, checksum: str, docs: Docs, m: int) -> tuple[np
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return z["ids"], z["scores"]
-    parts = [top_k(np.asarray(model._scores(docs[i:i + CHUNK]), dtype=np.float64), m)
-             for i in range(0, len(docs), CHUNK)]
-    ids, scores = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    ids, scores = model._top_k(docs, m)
     with atomic_open(path, "wb") as f:
         np.savez(f, ids=ids, scores=scores)
     return ids, scores
@@ -382,28 +380,6 @@ class Boost(Recommender):
         """Whether the base exposes the network's layers (acnn, cnn, attention): h and W_out."""
         return hasattr(getattr(self.base_, "net_", None), "features")
 
-    def _net_forward(self, docs: Docs) -> tuple[np.ndarray, np.ndarray]:
-        """A neural base's scores (n, n_labels) and h (n, hidden) from one forward pass.
-
-        This is exactly ACNN._scores (softmax of out(features(x)), same batches of 256), computed
-        once for both.
-        """
-        net = self.base_.net_
-        import torch
-
-        from hashrec.models.acnn import pad
-
-        net.eval()
-        ids = self.base_.encode(docs)
-        device = next(net.parameters()).device
-        hs, ps = [], []
-        with torch.inference_mode():
-            for i in range(0, len(ids), 256):
-                h = net.features(pad(ids[i:i + 256]).to(device))
-                hs.append(h.float().cpu().numpy())
-                ps.append(torch.softmax(net.out(h), 1).float().cpu().numpy())
-        return np.concatenate(ps).astype(np.float64), np.concatenate(hs)
-
     def _pool(self, cand: np.ndarray, tops: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """(n, N) candidate base-label ids: the base's top N `cand`, best first; with `from_scorers` = M,
         each scorer's top M (known to the base) join and the base's last candidates make room.
@@ -425,8 +401,8 @@ class Boost(Recommender):
         neural base: computed here), then each scorer's."""
         h = None
         if tops[0] is None:
-            scores, h = self._net_forward(docs)
-            base_ids, base_scores = top_k(scores, max(SCORER_RANKS, self.config.n_candidates))
+            scores, h = self.base_.represent(docs)  # one forward pass gives both
+            base_ids, base_scores = top_k(scores.astype(np.float64), max(SCORER_RANKS, self.config.n_candidates))
         else:
             base_ids, base_scores = tops[0]
         tops = tops[1:]

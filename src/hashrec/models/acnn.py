@@ -412,12 +412,40 @@ class ACNN(Recommender):
 
     # ------------------------------------------------------------------ inference
 
-    def _batches(self, docs: Docs):
-        """Padded id tensors of at most 256 posts, on the model's device."""
+    def _batches(self, docs: Docs, by_length: bool = False):
+        """(positions, padded id tensor) for batches of at most 256 posts, on the model's device.
+
+        `by_length` groups posts of similar length (less padding; the caller puts the rows back
+        in order with the positions).
+        """
         device = next(self.net_.parameters()).device
         ids = self.encode(docs)
+        order = np.argsort([len(r) for r in ids], kind="stable") if by_length else np.arange(len(ids))
         for start in range(0, len(ids), 256):
-            yield pad(ids[start:start + 256]).to(device)
+            pos = order[start:start + 256]
+            yield pos, pad([ids[i] for i in pos]).to(device)
+
+    def _top_k(self, docs: Docs, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of the softmax taken on the logits: no (posts, labels) probability matrix is built.
+
+        p_j = exp(z_j - logsumexp(z)) for the k best logits z_j only. Hashtags outside the
+        softmax (min_label_count) score 0 and come after the others when k exceeds it.
+        """
+        self.net_.eval()
+        n_out = self.net_.out.out_features
+        kk = min(k, n_out)
+        idx = np.zeros((len(docs), kk), dtype=np.int64)
+        vals = np.zeros((len(docs), kk), dtype=np.float64)
+        with torch.inference_mode():
+            for pos, x in self._batches(docs, by_length=True):
+                z = self.net_.out(self.net_.features(x))
+                top, i = z.topk(kk, dim=1)
+                idx[pos], vals[pos] = i.cpu().numpy(), (top - z.logsumexp(1, keepdim=True)).exp().cpu().numpy()
+        rest = min(k, len(self.labels_)) - kk  # labels outside the softmax, in training-frequency order
+        if rest > 0:
+            idx = np.hstack([idx, np.broadcast_to(np.arange(n_out, n_out + rest), (len(docs), rest))])
+            vals = np.hstack([vals, np.zeros((len(docs), rest))])
+        return idx, vals
 
     def represent(self, docs: Docs) -> tuple[np.ndarray, np.ndarray]:
         """p(hashtag | post) (n, n_labels) and the combined layer h (n, hidden), from one forward pass.
@@ -428,7 +456,7 @@ class ACNN(Recommender):
         self.net_.eval()
         ps, hs = [], []
         with torch.inference_mode():
-            for x in self._batches(docs):
+            for _, x in self._batches(docs):
                 h = self.net_.features(x)
                 ps.append(F.softmax(self.net_.out(h), 1).float().cpu().numpy())
                 hs.append(h.float().cpu().numpy())
@@ -448,7 +476,7 @@ class ACNN(Recommender):
         out: list[list[tuple[str, float]]] = []
         self.net_.eval()
         with torch.inference_mode():
-            weights = [a for x in self._batches(docs)
+            weights = [a for _, x in self._batches(docs)
                        for a in self.net_.local.weights(self.net_.embed(x), x != 0).cpu().numpy()]
         for doc, a in zip(docs, weights):
             kept = [(word, float(a[i])) for i, word in enumerate(doc) if a[i] > 0]

@@ -151,12 +151,20 @@ class Recommender:
     def rank_docs(self, docs: Docs, k: int) -> list[Ranking]:
         """Top-k (hashtag, score) per tokenised post, best first."""
         self._check_fitted()
-        out: list[Ranking] = []
-        for start in range(0, len(docs), CHUNK):
-            idx, vals = top_k(np.asarray(self._scores(docs[start:start + CHUNK]), dtype=np.float64), k)
-            out.extend([(self.labels_[i], float(v)) for i, v in zip(row_i, row_v)]
-                       for row_i, row_v in zip(idx, vals))
-        return out
+        if not docs:
+            return []
+        idx, vals = self._top_k(docs, k)
+        return [[(self.labels_[i], float(v)) for i, v in zip(row_i, row_v)] for row_i, row_v in zip(idx, vals)]
+
+    def _top_k(self, docs: Docs, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Label ids and scores (len(docs), k) of the best labels of each post, best first.
+
+        From `_scores`, CHUNK posts at a time; a model with a cheaper way (the network's top-k on
+        its logits) overrides it.
+        """
+        parts = [top_k(np.asarray(self._scores(docs[i:i + CHUNK]), dtype=np.float64), k)
+                 for i in range(0, len(docs), CHUNK)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def recommend(self, texts: str | Sequence[str], k: int = 5) -> list[Ranking]:
         """The k best hashtags with scores for each text (a str is a batch of one).
