@@ -24,7 +24,7 @@ from hashrec.models import create
 from hashrec.models.base import Recommender
 from hashrec.metrics import evaluate_ranked
 from hashrec.ranking import (FEATURE_GROUPS, SCORER_RANKS, format_importance, importance, model_top, plot_importance,
-                             weights_sha256)
+                             model_sha256)
 from hashrec.tokens import tokenize_many
 
 RESULTS = Path("runs/boost/results.jsonl")
@@ -74,7 +74,7 @@ def run(a: argparse.Namespace) -> None:
         if (bench, name, 0) not in seen:
             # from the model's cached top list: the same ranking as model.evaluate, and boost reuses it
             t0 = time.time()
-            ids, _ = model_top(model := Recommender.load(path), weights_sha256(path), test_docs, SCORER_RANKS)
+            ids, _ = model_top(model := Recommender.load(path), model_sha256(path), test_docs, SCORER_RANKS)
             s = evaluate_ranked([p.hashtags for p in test], [[model.labels_[i] for i in row[:5]] for row in ids])
             record(a.results, {"bench": bench, "method": name, "seed": 0, "f1": [s[k].f1 for k in s],
                                "p": [s[k].precision for k in s], "r": [s[k].recall for k in s],

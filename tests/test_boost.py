@@ -17,7 +17,7 @@ from hashrec.data import load_split
 from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models import create
 from hashrec.models.base import Recommender
-from hashrec.ranking import Boost, importance, lexical_features, plot_importance
+from hashrec.ranking import Boost, importance, lexical_features, model_sha256, plot_importance
 
 TINY_ACNN = dict(dim=16, n_maps=16, local_dim=16, hidden=32, batch_size=50, lr=3e-3, epochs=1,
                  embeddings="random")
@@ -142,3 +142,12 @@ def test_importance_covers_every_feature_and_plots(boost, tmp_path):
 def test_lexical_overlap_by_hand():
     got = lexical_features(["武汉", "加油", "医护"], ["武汉加油", "抗击疫情"])
     np.testing.assert_allclose(got, [[1.0, 1.0], [0.0, 0.0]])
+
+
+def test_models_with_equal_weights_but_other_configs_have_other_checksums(posts, tmp_path):
+    """NB applies alpha at scoring time: its weights do not change with it, its checksum must."""
+    for alpha in (0.1, 0.01):
+        create("nb", alpha=alpha).fit(posts["train"][:300]).save(tmp_path / f"nb{alpha}")
+    assert (tmp_path / "nb0.1" / "weights.safetensors").read_bytes() == \
+        (tmp_path / "nb0.01" / "weights.safetensors").read_bytes()
+    assert model_sha256(tmp_path / "nb0.1") != model_sha256(tmp_path / "nb0.01")

@@ -101,11 +101,17 @@ class BoostConfig:
 # ---------------------------------------------------------------------------- feature helpers
 
 
-def weights_sha256(path: str | Path) -> str:
-    """The weights checksum a saved model's model.json records (store.save_model_dir)."""
+def model_sha256(path: str | Path) -> str:
+    """SHA-256 of a saved model's model.json: its config and its weights' checksum together.
+
+    The weights alone do not name a model: NB stores counts and applies its smoothing alpha when
+    scoring, so two NB models of different alpha have the same weights file (a cache keyed by the
+    weights served one's top lists for the other).
+    """
     try:
-        meta = json.loads((Path(path) / MODEL_JSON).read_text(encoding="utf-8"))
-        return meta["sha256"][WEIGHTS]
+        text = (Path(path) / MODEL_JSON).read_bytes()
+        json.loads(text)["sha256"][WEIGHTS]
+        return hashlib.sha256(text).hexdigest()
     except (OSError, ValueError, KeyError, TypeError):
         raise ModelFileError(f"{path}: not a readable hashrec model directory; boost references its "
                              "base and scorers by path, train or copy them there first") from None
@@ -256,7 +262,7 @@ class Boost(Recommender):
         cfg = self.config
         self.base_ = Recommender.load(cfg.base)
         self.scorers_ = [Recommender.load(p) for p in cfg.scorers]
-        self.checksums_ = [weights_sha256(p) for p in (cfg.base, *cfg.scorers)]
+        self.checksums_ = [model_sha256(p) for p in (cfg.base, *cfg.scorers)]
         if "rep" in cfg.features and not self._neural():
             raise ConfigError(f"boost: feature group 'rep' needs a neural base (acnn, cnn, attention), "
                               f"{cfg.base} is {self.base_.name}; drop it, e.g. --set "
