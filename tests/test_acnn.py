@@ -19,6 +19,8 @@ from hashrec import api
 from hashrec.errors import ConfigError
 from hashrec.models import create
 from hashrec.models.acnn import CHECKPOINT, ACNNConfig, ACNNNet, LocalAttention
+from hashrec.models.base import top_k
+from hashrec.tokens import tokenize_many
 
 ROOT = Path(__file__).resolve().parents[1]
 # tiny dims, small batches, a brisk lr: seconds per fit, yet enough steps to learn from 2,000 posts
@@ -208,3 +210,18 @@ def test_represent_gives_the_scores_and_h(trained):
     assert p.shape == (3, len(model.labels_)) and h.shape == (3, TINY["hidden"])
     np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)  # labels outside the softmax score 0
     np.testing.assert_array_equal(p, model._scores(docs))
+
+
+def test_top_k_on_the_logits_equals_the_softmax_ranking(trained, weibo_sample):
+    """`_top_k` (topk of the logits, length-sorted batches) = the top of the full softmax, in input order."""
+    model = trained["acnn"]
+    docs = tokenize_many([p.text for p in weibo_sample["test"][:300]])
+    n_out = model.net_.out.out_features
+    idx, vals = model._top_k(docs, 5)
+    ref_idx, ref_vals = top_k(model.represent(docs)[0].astype(np.float64), 5)
+    np.testing.assert_allclose(vals, ref_vals, rtol=1e-4, atol=1e-7)
+    assert (idx == ref_idx).mean() > 0.99  # exact ties may order differently
+    # asking for more hashtags than the softmax holds appends the rest, scored 0
+    idx, vals = model._top_k(docs[:2], n_out + 3)
+    assert idx.shape == (2, min(n_out + 3, len(model.labels_)))
+    assert set(idx[0, n_out:]) == set(range(n_out, idx.shape[1])) and not vals[:, n_out:].any()
