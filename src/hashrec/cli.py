@@ -125,11 +125,11 @@ def _cmd_compare(a: argparse.Namespace) -> None:
 
 
 def _cmd_experiment(a: argparse.Namespace) -> None:
-    import torch
-
     from hashrec.experiment import run
 
     if a.threads:
+        import torch
+
         torch.set_num_threads(a.threads)
     run(a.tables, a.data, a.out, seeds=a.seeds, overrides=parse_overrides(a.set), n_train=a.n_train,
         n_dev=a.n_dev, save_models=a.save_models, log=lambda line: print(line, flush=True))

@@ -113,10 +113,8 @@ def run(tables: Sequence[str], data: str | Path, out: str | Path, *, seeds: Sequ
     records = read_records(results)
     limits = (n_train, n_dev)
     for table in tables:
-        plan = [(label, name, _row_params(name, params, overrides or {}), seed)
-                for label, name, params in TABLES[table] for seed in seeds_for(name, seeds)]
-        for i, (label, name, params, seed) in enumerate(plan, 1):
-            key = run_key(name, params, seed, limits)
+        plan = _plan(TABLES[table], seeds, overrides or {}, limits)
+        for i, (label, name, params, seed, key) in enumerate(plan, 1):
             if key in records:
                 continue
             log(f"[{table} {i}/{len(plan)}] {label}, seed {seed}")
@@ -129,7 +127,8 @@ def run(tables: Sequence[str], data: str | Path, out: str | Path, *, seeds: Sequ
                 f"{record['epochs_run'] or '-'} epochs)")
             write_table(table, data, out, records, seeds, overrides or {}, limits)
         write_table(table, data, out, records, seeds, overrides or {}, limits)
-    return {t: [r for r in records.values() if r["key"] in _keys(t, seeds, overrides or {}, limits)] for t in tables}
+    return {t: [records[key] for *_, key in _plan(TABLES[t], seeds, overrides or {}, limits) if key in records]
+            for t in tables}
 
 
 def _row_params(name: str, params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -144,9 +143,14 @@ def _row_params(name: str, params: dict[str, Any], overrides: dict[str, Any]) ->
     return {k: v for k, v in params.items() if _canonical({k: v}) != _canonical({k: defaults.get(k)})}
 
 
-def _keys(table: str, seeds: Sequence[int], overrides: dict[str, Any], limits: Sequence[int | None]) -> set[str]:
-    return {run_key(name, _row_params(name, params, overrides), seed, limits)
-            for _, name, params in TABLES[table] for seed in seeds_for(name, seeds)}
+def _plan(rows: Sequence[Row], seeds: Sequence[int], overrides: dict[str, Any],
+          limits: Sequence[int | None]) -> list[tuple[str, str, dict[str, Any], int | None, str]]:
+    """(label, name, params, seed, run key) of every run the rows ask for, rows in order, seeds within."""
+    out = []
+    for label, name, params in rows:
+        params = _row_params(name, params, overrides)
+        out += [(label, name, params, seed, run_key(name, params, seed, limits)) for seed in seeds_for(name, seeds)]
+    return out
 
 
 # ---------------------------------------------------------------------------- reports
@@ -155,21 +159,25 @@ def _keys(table: str, seeds: Sequence[int], overrides: dict[str, Any], limits: S
 def summarise(rows: Sequence[Row], records: dict[str, dict[str, Any]], seeds: Sequence[int],
               overrides: dict[str, Any], limits: Sequence[int | None]) -> list[dict[str, Any]]:
     """Per row with at least one finished run: label, name, runs, and mean/std of P, R, F1 at each k."""
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (label, name) -> its finished runs
+    for label, name, _, _, key in _plan(rows, seeds, overrides, limits):
+        runs.setdefault((label, name), []).extend([records[key]] if key in records else [])
     out = []
-    for label, name, params in rows:
-        params = _row_params(name, params, overrides)
-        rs = [records[k] for k in (run_key(name, params, s, limits) for s in seeds_for(name, seeds)) if k in records]
+    for (label, name), rs in runs.items():
         if not rs:
             continue
-        stats = {k: {m: (float(np.mean(v)), float(np.std(v)))
-                     for m in ("precision", "recall", "f1")
-                     for v in [[r["test"][str(k)][m] for r in rs]]} for k in KS}
+        stats = {k: {m: _mean_std([r["test"][str(k)][m] for r in rs]) for m in ("precision", "recall", "f1")}
+                 for k in KS}
         per_epoch = [r["fit_s"] / r["epochs_run"] for r in rs if r.get("epochs_run")]
         out.append({"label": label, "name": name, "runs": rs, "stats": stats,
                     "fit_s": float(np.mean([r["fit_s"] for r in rs])),
                     "s_per_epoch": float(np.mean(per_epoch)) if per_epoch else None,
                     "epochs": "/".join(str(r["epochs_run"]) for r in rs if r.get("epochs_run")) or "—"})
     return out
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))
 
 
 def _cell(mean_std: tuple[float, float], n: int) -> str:
