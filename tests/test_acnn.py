@@ -18,7 +18,7 @@ import torch
 from hashrec import api
 from hashrec.errors import ConfigError
 from hashrec.models import create
-from hashrec.models.acnn import CHECKPOINT, ACNNConfig, ACNNNet, LocalAttention
+from hashrec.models.acnn import CHECKPOINT, ACNNConfig, ACNNNet, LocalAttention, pad, window_linear
 from hashrec.models.base import top_k
 from hashrec.tokens import tokenize_many
 
@@ -62,6 +62,21 @@ def test_eta_and_trigger_words_by_hand():
     soft, x, mask = five_word_attention(hard=False)
     expected = [(s - eta) / (top - eta) for s in (0.1, 0.5)] + [0.0, 1.0, (0.2 - eta) / (top - eta), 0, 0]
     np.testing.assert_allclose(soft.weights(x, mask)[0].detach().numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("size,left,right", [(1, 0, 0), (2, 1, 1), (3, 2, 2), (5, 2, 2), (3, 0, 1)])
+def test_window_products_equal_the_layer_on_each_window(size, left, right):
+    torch.manual_seed(size)
+    layer, w = torch.nn.Linear(size * 7, 4), torch.randn(3, 6, 7)
+    padded = torch.cat([torch.zeros(3, left, 7), w, torch.zeros(3, right, 7)], 1)
+    # the paper's window: the words w_t .. w_{t+size-1} stacked, one filter bank over them
+    expected = torch.stack([layer(padded[:, t:t + size].transpose(1, 2).flatten(1))
+                            for t in range(padded.size(1) - size + 1)], 1)
+    torch.testing.assert_close(window_linear(layer, w, size, left, right), expected)
+
+
+def test_pad_fills_short_rows():
+    assert pad([[3, 4, 5], [6], [7, 8]]).tolist() == [[3, 4, 5], [6, 0, 0], [7, 8, 0]]
 
 
 @pytest.mark.parametrize("hard", [False, True])

@@ -17,13 +17,15 @@ Content-Length before reading and otherwise as soon as the bytes read pass the l
 `HashrecError` (e.g. `explain` on a model without attention) is 422 with `{"detail": message}`;
 a body that is not UTF-8 is FastAPI's 400. Anything else is a bug: 500 with `{"detail"}`, logged.
 
-Endpoints are plain `def`: FastAPI runs them in its thread pool, so scoring never blocks the event
-loop. `Scorer` lets one thread at a time into the model and scores the posts of requests that
-arrive meanwhile in the same call (micro-batching). `hashrec serve --workers N` runs N processes,
+The scoring endpoints are `async`; `Scorer` runs the model on one thread of its own, so scoring
+never blocks the event loop, and scores the posts of requests that arrive meanwhile in the same
+call (micro-batching). `hashrec serve --workers N` runs N processes,
 each with its own copy of the model.
 """
 # No `from __future__ import annotations`: FastAPI must see the per-app request classes, not their names.
+import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -32,7 +34,9 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Iterator
 
@@ -130,61 +134,71 @@ def _internal(exc: Exception) -> str:
 
 @dataclass
 class _Job:
-    """The posts of one request, waiting to be scored."""
+    """The posts of one request, waiting to be scored, and where their answer goes."""
 
     texts: list[str]
     k: int
-    result: list[dict[str, Any]] | None = None
-    error: BaseException | None = None
+    answer: asyncio.Future
 
 
 class Scorer:
-    """Calls into the model one at a time, scoring the posts of concurrent requests together.
+    """Scores the posts of concurrent requests together, on one model thread.
 
-    A request queues its posts, then takes the model lock; whoever holds it scores every queued
-    post in one model call (micro-batching). Under load one forward pass then serves many
-    requests (acnn: about 3x less model time per post in batches of 32); an idle server scores a
-    lone post at once, with no waiting window. The lock is there because a recommender is not
-    documented as thread-safe (torch modules, jieba's lazily built state). Batching changes
-    scores only by float rounding (a batch pads posts to its longest); ties may order
-    differently because a batch ranks its largest k and cuts.
+    Endpoints are `async`: a request puts its posts in a queue and awaits their answer, so no
+    thread is spent per request. Whenever the model thread is idle, everything queued goes to it
+    in one model call (micro-batching); requests that arrive meanwhile wait for the next call.
+    An idle server scores a lone post at once, with no waiting window. One thread because a
+    recommender is not documented as thread-safe (torch modules, jieba's lazily built state),
+    and because 32 request threads taking turns at a lock cost more CPU than the model
+    (docs/PERFORMANCE-serve.md). Batching changes scores only by float rounding (a batch pads
+    posts to its longest); ties may order differently because a batch ranks its largest k and cuts.
     """
 
     def __init__(self, model: Recommender) -> None:
         self.model = model
-        self._model_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hashrec-model")
         self._queue: list[_Job] = []
+        self._draining: asyncio.Task | None = None
 
-    def recommend(self, texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
-        """`api.recommend(model, texts, k, explain)`, safe to call from many threads."""
+    def call(self, texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
+        """`api.recommend(model, texts, k, explain)` on the model thread, from outside an event loop."""
+        return self._thread.submit(api.recommend, self.model, texts, k=k, explain=explain).result()
+
+    async def recommend(self, texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
+        """`api.recommend(model, texts, k, explain)`, batched with the other requests of this moment."""
+        loop = asyncio.get_running_loop()
         if explain:  # rare and possibly refused (no attention): alone, so it cannot fail others
-            with self._model_lock:
-                return api.recommend(self.model, texts, k=k, explain=True)
-        job = _Job(texts, k)
-        with self._queue_lock:
-            self._queue.append(job)
-        with self._model_lock:
-            if job.result is None and job.error is None:  # not yet scored by another thread's batch
-                with self._queue_lock:
-                    jobs, self._queue = self._queue, []
-                self._score(jobs)
-        if job.error is not None:
-            raise job.error
-        assert job.result is not None
-        return job.result
+            return await loop.run_in_executor(self._thread, partial(api.recommend, self.model, texts, k=k,
+                                                                     explain=True))
+        job = _Job(texts, k, loop.create_future())
+        self._queue.append(job)
+        if self._draining is None:
+            self._draining = loop.create_task(self._drain())
+        return await job.answer
 
-    def _score(self, jobs: list[_Job]) -> None:
+    async def _drain(self) -> None:
+        """Score the queue, one model call per round, until it is empty."""
+        loop = asyncio.get_running_loop()
         try:
-            results = api.recommend(self.model, [t for j in jobs for t in j.texts], k=max(j.k for j in jobs))
-        except Exception as exc:  # every request of the batch gets the error, each in its own thread
-            for j in jobs:
-                j.error = exc
-            return
-        start = 0
-        for j in jobs:
-            j.result = [dict(r, hashtags=r["hashtags"][:j.k]) for r in results[start:start + len(j.texts)]]
-            start += len(j.texts)
+            while self._queue:
+                jobs, self._queue = self._queue, []
+                texts = [t for j in jobs for t in j.texts]
+                try:
+                    results = await loop.run_in_executor(
+                        self._thread, partial(api.recommend, self.model, texts, k=max(j.k for j in jobs)))
+                except Exception as exc:  # every request of the batch gets the error
+                    for j in jobs:
+                        if not j.answer.done():  # done: the client went away
+                            j.answer.set_exception(exc)
+                    continue
+                start = 0
+                for j in jobs:
+                    if not j.answer.done():
+                        j.answer.set_result([dict(r, hashtags=r["hashtags"][:j.k])
+                                             for r in results[start:start + len(j.texts)]])
+                    start += len(j.texts)
+        finally:
+            self._draining = None
 
 
 def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
@@ -199,7 +213,11 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
                     max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
     RecommendRequest, BatchRequest = _request_models(limits)
     scorer = Scorer(rec)
-    scorer.recommend(["武汉加油 warm up"], k=1)  # loads jieba's dictionary now, not on the first request
+    scorer.call(["武汉加油 warm up"], k=1)  # loads jieba's dictionary now, not on the first request
+    # The model, its vocabulary and jieba's dictionary are millions of long-lived objects: frozen,
+    # the collector stops walking them in every full collection (tens of ms each, the tail latency)
+    gc.collect()
+    gc.freeze()
 
     app = FastAPI(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes,
                   description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
@@ -213,14 +231,14 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
         # Last resort outside the scorer: JSON too, though Starlette then closes the connection.
         return JSONResponse({"detail": _internal(exc)}, status_code=500)
 
-    def scored(texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
+    async def scored(texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
         """The scorer's answer; a bug in the model is a 500 JSON answer, logged.
 
         Raised as an HTTPException rather than left to Starlette's last-resort handler, which
         answers 500 too but then drops the client's keep-alive connection.
         """
         try:
-            return scorer.recommend(texts, k, explain)
+            return await scorer.recommend(texts, k, explain)
         except HashrecError:
             raise
         except Exception as exc:
@@ -229,13 +247,13 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
 
     @app.post("/recommend", response_model=Recommendation, response_model_exclude_none=True,
               responses=ERRORS, summary="Hashtags for one post")
-    def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
-        return scored([req.text], req.k, req.explain)[0]
+    async def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
+        return (await scored([req.text], req.k, req.explain))[0]
 
     @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_none=True,
               responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")
-    def recommend_batch(req: BatchRequest) -> Any:  # type: ignore[valid-type]
-        return {"results": scored(req.texts, req.k)}
+    async def recommend_batch(req: BatchRequest) -> Any:  # type: ignore[valid-type]
+        return {"results": await scored(req.texts, req.k)}
 
     @app.get("/model", response_model=ModelInfo, summary="What is being served")
     def model_info() -> ModelInfo:

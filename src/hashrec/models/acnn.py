@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import itertools
 import os
 import sys
 import tempfile
@@ -89,14 +90,25 @@ class ACNNConfig:
 # ---------------------------------------------------------------------------- the network
 
 
-def windows(w: torch.Tensor, size: int, left: int, right: int) -> torch.Tensor:
-    """Every `size`-word window of `w` (B, T, d) after `left`/`right` zero pads: (B, T', size * d).
+def window_linear(layer: nn.Linear, w: torch.Tensor, size: int, left: int, right: int) -> torch.Tensor:
+    """`layer` applied to every `size`-word window of `w` (B, T, d) after `left`/`right` zero pads.
 
-    A convolution written as one matrix product per window size: on the CPU this is several times
-    faster than Conv1d for 100-d words and a few hundred maps (measured, docs/results/acnn.md).
+    Returns (B, T + left + right - size + 1, out): M . [w_t; ...; w_{t+size-1}] + b for each t,
+    with M = layer.weight laid out (out, d, size) (word j of a window at column c * size + j).
+    Computed as one product of the padded words with every M_j followed by `size` shifted sums,
+    not by unfolding the windows: the unfolded (B, T', size * d) copy cost a third of inference
+    (docs/PERFORMANCE.md), and this is also several times faster than Conv1d on the CPU.
     """
-    w = F.pad(w, (0, 0, left, right))  # (B, left + T + right, d)
-    return w.unfold(1, size, 1).flatten(2)  # (B, T', d * size)
+    n_out, d = layer.out_features, w.size(2)
+    if left or right:
+        w = F.pad(w, (0, 0, left, right))  # (B, left + T + right, d)
+    n = w.size(1) - size + 1
+    m = layer.weight.view(n_out, d, size).permute(1, 2, 0).reshape(d, size * n_out)  # [M_0 | M_1 | ...]
+    y = (w @ m).view(w.size(0), w.size(1), size, n_out)  # y[:, i, j] = M_j . w_i
+    z = y[:, :n, 0] + layer.bias
+    for j in range(1, size):
+        z += y[:, j:j + n, j]
+    return z
 
 
 class LocalAttention(nn.Module):
@@ -127,7 +139,7 @@ class LocalAttention(nn.Module):
     def weights(self, w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """a_i per word, (B, T); 0 at padding. `w` (B, T, d) embeddings, `mask` (B, T) real words."""
         half = (self.h - 1) // 2  # zero vectors as the begin/end tokens
-        s = torch.tanh(self.score(windows(w, self.h, half, half))).squeeze(2)  # (B, T)
+        s = torch.tanh(window_linear(self.score, w, self.h, half, half)).squeeze(2)  # (B, T)
         s_max = s.masked_fill(~mask, -2.0).amax(1, keepdim=True)  # tanh is in (-1, 1): pads never win
         s_min = s.masked_fill(~mask, 2.0).amin(1, keepdim=True)
         # (B, 1); rounding can put delta*s + (1-delta)*s a hair above s when all scores tie, which
@@ -163,9 +175,9 @@ class GlobalConv(nn.Module):
     def forward(self, w: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         pooled = []
         for l, m in zip(self.sizes, self.maps):
-            z = m(windows(w, l, l - 1, l - 1))  # (B, T + l - 1, maps)
+            z = window_linear(m, w, l, l - 1, l - 1)  # (B, T + l - 1, maps)
             valid = torch.arange(z.size(1), device=z.device)[None, :] < (lengths + l - 1)[:, None]
-            pooled.append(z.masked_fill(~valid[:, :, None], float("-inf")).amax(1))
+            pooled.append(z.masked_fill_(~valid[:, :, None], float("-inf")).amax(1))
         return torch.tanh(torch.cat(pooled, 1))  # (B, maps * len(sizes))
 
 
@@ -250,10 +262,10 @@ def word2vec(docs: Docs, vocab: Vocab, cfg: ACNNConfig) -> np.ndarray:
 
 def pad(rows: list[list[int]], value: int = 0) -> torch.Tensor:
     """(len(rows), longest) LongTensor, short rows filled with `value`."""
-    out = torch.full((len(rows), max(map(len, rows))), value, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    out = np.full((len(rows), lengths.max()), value, dtype=np.int64)
+    out[np.arange(out.shape[1]) < lengths[:, None]] = np.fromiter(itertools.chain.from_iterable(rows), np.int64)
+    return torch.from_numpy(out)
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -413,11 +425,13 @@ class ACNN(Recommender):
     # ------------------------------------------------------------------ inference
 
     def _batches(self, docs: Docs, by_length: bool = False):
-        """(positions, padded id tensor) for batches of at most 256 posts, on the model's device.
+        """(positions, padded id tensor) for batches of at most 256 posts, on the model's device, in eval mode.
 
         `by_length` groups posts of similar length (less padding; the caller puts the rows back
         in order with the positions).
         """
+        if self.net_.training:  # eval() walks every module: a fifth of a one-post call, so only when needed
+            self.net_.eval()
         device = next(self.net_.parameters()).device
         ids = self.encode(docs)
         order = np.argsort([len(r) for r in ids], kind="stable") if by_length else np.arange(len(ids))
@@ -431,7 +445,6 @@ class ACNN(Recommender):
         p_j = exp(z_j - logsumexp(z)) for the k best logits z_j only. Hashtags outside the
         softmax (min_label_count) score 0 and come after the others when k exceeds it.
         """
-        self.net_.eval()
         n_out = self.net_.out.out_features
         kk = min(k, n_out)
         idx = np.zeros((len(docs), kk), dtype=np.int64)
@@ -440,7 +453,10 @@ class ACNN(Recommender):
             for pos, x in self._batches(docs, by_length=True):
                 z = self.net_.out(self.net_.features(x))
                 top, i = z.topk(kk, dim=1)
-                idx[pos], vals[pos] = i.cpu().numpy(), (top - z.logsumexp(1, keepdim=True)).exp().cpu().numpy()
+                # log sum_j exp(z_j) around the best logit, which topk has already found (logsumexp
+                # would look for the max again); exp_ in place: z is not needed after this
+                lse = top[:, :1] + z.sub_(top[:, :1]).exp_().sum(1, keepdim=True).log()
+                idx[pos], vals[pos] = i.cpu().numpy(), (top - lse).exp().cpu().numpy()
         rest = min(k, len(self.labels_)) - kk  # labels outside the softmax, in training-frequency order
         if rest > 0:
             idx = np.hstack([idx, np.broadcast_to(np.arange(n_out, n_out + rest), (len(docs), rest))])
@@ -453,7 +469,6 @@ class ACNN(Recommender):
         The softmax is the paper's (§3.3); hashtags outside it (min_label_count) get 0. h is the
         feature vector the talk's boosting idea (PAPER.md §5) reads.
         """
-        self.net_.eval()
         ps, hs = [], []
         with torch.inference_mode():
             for _, x in self._batches(docs):
@@ -474,7 +489,6 @@ class ACNN(Recommender):
         texts = check_texts(texts)
         docs = [d[:self.config.max_len] for d in tokenize_many(texts)]
         out: list[list[tuple[str, float]]] = []
-        self.net_.eval()
         with torch.inference_mode():
             weights = [a for _, x in self._batches(docs)
                        for a in self.net_.local.weights(self.net_.embed(x), x != 0).cpu().numpy()]

@@ -154,7 +154,8 @@ class Recommender:
         if not docs:
             return []
         idx, vals = self._top_k(docs, k)
-        return [[(self.labels_[i], float(v)) for i, v in zip(row_i, row_v)] for row_i, row_v in zip(idx, vals)]
+        labels = self.labels_  # .tolist(): Python ints and floats, not a numpy scalar per element
+        return [[(labels[i], v) for i, v in zip(row_i, row_v)] for row_i, row_v in zip(idx.tolist(), vals.tolist())]
 
     def _top_k(self, docs: Docs, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Label ids and scores (len(docs), k) of the best labels of each post, best first.
