@@ -39,6 +39,7 @@ VARIANTS: dict[str, dict] = {
     "rep-only": {"features": ("base", "rep")},
     "top20": {"n_candidates": 20},
     "pool": {"from_scorers": 5},  # each scorer's top 5 join the base's candidates
+    "pool100": {"n_candidates": 100, "from_scorers": 10},  # a wider pool: 100 candidates, 10 per scorer
 }
 
 

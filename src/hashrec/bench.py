@@ -155,9 +155,9 @@ def acnn_flops(config: Any, n_labels: int, n_tokens: float) -> float:
     """Forward FLOPs (2 per multiply-add) of one post of `n_tokens` words through `ACNNNet`.
 
     Counts the matrix products only (element-wise tanh, max pooling and softmax are < 1%), as
-    `window_linear` computes them: every padded position times each of a window's l word
-    blocks, so global windows l (l - 1 pads each side: n + 2l - 2 positions of d -> l * n_maps),
-    the attention score (h - 1 pads: n + h - 1 positions of d -> h), the folding sum (n*d), h_l (d -> local_dim),
+    `window_linear` computes them: each of the n words times each of a window's l weight blocks
+    (pads cost nothing), so global windows l (n words of d -> l * n_maps), the attention score
+    (n words of d -> h), the folding sum (n*d), h_l (d -> local_dim),
     the combining layer ([h_g; h_l] -> hidden) and the output layer (hidden -> labels).
     Training costs about 3x this: the backward pass takes one product for the gradient of the
     input and one for that of the weights (the embeddings are trained, so the first layer's
@@ -166,10 +166,10 @@ def acnn_flops(config: Any, n_labels: int, n_tokens: float) -> float:
     d, n = config.dim, n_tokens
     macs, width = 0.0, 0
     if "global" in config.channels:
-        macs += sum((n + 2 * l - 2) * d * l * config.n_maps for l in config.windows)
+        macs += sum(n * d * l * config.n_maps for l in config.windows)
         width += config.n_maps * len(config.windows)
     if "local" in config.channels:
-        macs += (n + config.h - 1) * d * config.h + n * d + d * config.local_dim
+        macs += n * d * config.h + n * d + d * config.local_dim
         width += config.local_dim
     macs += width * config.hidden + config.hidden * n_labels
     return 2 * macs
