@@ -64,10 +64,12 @@ def test_eta_and_trigger_words_by_hand():
     np.testing.assert_allclose(soft.weights(x, mask)[0].detach().numpy(), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("size,left,right", [(1, 0, 0), (2, 1, 1), (3, 2, 2), (5, 2, 2), (3, 0, 1)])
-def test_window_products_equal_the_layer_on_each_window(size, left, right):
+@pytest.mark.parametrize("size,left,right,words", [(1, 0, 0, 6), (2, 1, 1, 6), (3, 2, 2, 6), (5, 2, 2, 6),
+                                                   (3, 0, 1, 6), (7, 3, 3, 1), (7, 3, 3, 2), (3, 2, 2, 1)])
+def test_window_products_equal_the_layer_on_each_window(size, left, right, words):
+    # posts shorter than a window (words < size) occur: a batch of one-word posts under h = 7
     torch.manual_seed(size)
-    layer, w = torch.nn.Linear(size * 7, 4), torch.randn(3, 6, 7)
+    layer, w = torch.nn.Linear(size * 7, 4), torch.randn(3, words, 7)
     padded = torch.cat([torch.zeros(3, left, 7), w, torch.zeros(3, right, 7)], 1)
     # the paper's window: the words w_t .. w_{t+size-1} stacked, one filter bank over them
     expected = torch.stack([layer(padded[:, t:t + size].transpose(1, 2).flatten(1))

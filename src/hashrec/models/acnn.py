@@ -107,7 +107,8 @@ def window_linear(layer: nn.Linear, w: torch.Tensor, size: int, left: int, right
     z = layer.bias.repeat(b, n, 1)
     for j in range(size):  # output t takes word i = t + j - left of its window, when that is a word
         lo, hi = max(0, left - j), min(n, t + left - j)
-        z[:, lo:hi] += y[:, lo + j - left:hi + j - left, j]
+        if lo < hi:  # else no window has a word at offset j (a post shorter than the pads)
+            z[:, lo:hi] += y[:, lo + j - left:hi + j - left, j]
     return z
 
 
