@@ -97,8 +97,8 @@ def window_linear(layer: nn.Linear, w: torch.Tensor, size: int, left: int, right
     with M = layer.weight laid out (out, d, size) (word j of a window at column c * size + j).
     Computed as one product of the words with every M_j, then `size` shifted sums into the
     output, in which a pad contributes nothing: neither the windows (B, T', size * d) nor the
-    padded words are ever copied. Unfolding the windows cost a third of inference and padding
-    a further 15% (docs/PERFORMANCE.md); Conv1d is several times slower on the CPU.
+    padded words are ever copied. Unfolding the windows cost a third of inference
+    (docs/PERFORMANCE.md); Conv1d is several times slower on the CPU.
     """
     n_out, (b, t, d) = layer.out_features, w.shape
     n = t + left + right - size + 1
