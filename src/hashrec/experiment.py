@@ -161,7 +161,9 @@ def summarise(rows: Sequence[Row], records: dict[str, dict[str, Any]], seeds: Se
     """Per row with at least one finished run: label, name, runs, and mean/std of P, R, F1 at each k."""
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (label, name) -> its finished runs
     for label, name, _, _, key in _plan(rows, seeds, overrides, limits):
-        runs.setdefault((label, name), []).extend([records[key]] if key in records else [])
+        rs = runs.setdefault((label, name), [])
+        if key in records:
+            rs.append(records[key])
     out = []
     for (label, name), rs in runs.items():
         if not rs:

@@ -110,7 +110,7 @@ def model_sha256(path: str | Path) -> str:
     """
     try:
         text = (Path(path) / MODEL_JSON).read_bytes()
-        json.loads(text)["sha256"][WEIGHTS]
+        json.loads(text)["sha256"][WEIGHTS]  # a model.json that records its weights' checksum, or the error below
         return hashlib.sha256(text).hexdigest()
     except (OSError, ValueError, KeyError, TypeError):
         raise ModelFileError(f"{path}: not a readable hashrec model directory; boost references its "
