@@ -6,7 +6,7 @@ For HMM on (hashrec's tokenizer) and off: CPU seconds to tokenise the training p
 vocabulary size, the share of the HMM-on vocabulary the other keeps, and the dev F1@1/3/5 of
 `model` trained on those tokens (docs/PERFORMANCE.md, "Tokenising weibo-full").
 
-HMM off is obtained by putting a stand-in for jieba in `hashrec.tokens` that passes HMM=False;
+HMM off is obtained by putting a stand-in for `tokens.segment` in `hashrec.tokens` that passes hmm=False;
 the tokenizer pool forks, so its workers inherit it. Each setting gets its own empty cache,
 as the cache key does not know about the HMM.
 """
@@ -25,22 +25,19 @@ from hashrec.data import load_split
 from hashrec.models import create
 
 
-class JiebaWithoutHMM:
-    """What `tokens._segmenter()` returns, with the HMM off."""
+def segment_without_hmm(text: str) -> list[str]:
+    """`tokens.segment` with the HMM off (jieba-rs then splits Latin words at punctuation as jieba does)."""
+    import rjieba
 
-    def __init__(self, jieba) -> None:
-        self.jieba = jieba
-
-    def lcut(self, text: str) -> list[str]:
-        return self.jieba.lcut(text, HMM=False)
+    return rjieba.cut(text, hmm=False)
 
 
 def run(data: Path, model: str, workers: int) -> dict[str, dict]:
     train, dev = load_split(data, "train"), load_split(data, "dev")
-    jieba = tokens._segmenter()
+    segment = tokens.segment
     out, vocab = {}, {}
-    for setting, segmenter in (("hmm on", jieba), ("hmm off", JiebaWithoutHMM(jieba))):
-        tokens._jieba = segmenter
+    for setting, segmenter in (("hmm on", segment), ("hmm off", segment_without_hmm)):
+        tokens.segment = segmenter
         with tempfile.TemporaryDirectory() as cache:
             os.environ["HASHREC_CACHE"] = cache
             c = cpu_seconds()
@@ -52,7 +49,7 @@ def run(data: Path, model: str, workers: int) -> dict[str, dict]:
         vocab[setting] = {t for t, n in counts.items() if n >= 2}
         out[setting] = {"tokenise_cpu_s": round(cpu, 1), "tokens_per_post": round(sum(counts.values()) / len(docs), 2),
                         "vocab_count>=2": len(vocab[setting]), **{f"F1@{k}": round(s.f1, 4) for k, s in scores.items()}}
-    tokens._jieba = jieba
+    tokens.segment = segment
     out["hmm off"]["share of hmm-on vocab kept"] = round(len(vocab["hmm on"] & vocab["hmm off"]) / len(vocab["hmm on"]), 4)
     return out
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hashrec import api
 from hashrec.errors import ConfigError
 from hashrec.models import create
-from hashrec.models.acnn import CHECKPOINT, ACNNConfig, ACNNNet, LocalAttention, pad, window_linear
+from hashrec.models.acnn import CHECKPOINT, ACNNConfig, ACNNNet, LocalAttention, WindowLinear, pad, top_k_rows
 from hashrec.models.base import top_k
 from hashrec.tokens import tokenize_many
 
@@ -66,15 +67,57 @@ def test_eta_and_trigger_words_by_hand():
 
 @pytest.mark.parametrize("size,left,right,words", [(1, 0, 0, 6), (2, 1, 1, 6), (3, 2, 2, 6), (5, 2, 2, 6),
                                                    (3, 0, 1, 6), (7, 3, 3, 1), (7, 3, 3, 2), (3, 2, 2, 1)])
-def test_window_products_equal_the_layer_on_each_window(size, left, right, words):
+def test_window_sums_equal_the_layer_on_each_window(size, left, right, words):
     # posts shorter than a window (words < size) occur: a batch of one-word posts under h = 7
     torch.manual_seed(size)
-    layer, w = torch.nn.Linear(size * 7, 4), torch.randn(3, words, 7)
+    layer = WindowLinear(7, 4, size, left, right)
+    embed = torch.randn(10, 7)
+    embed[0] = 0  # word 0 is padding, a zero vector
+    x = torch.randint(1, 10, (3, words))
+    x[0, words // 2:] = 0  # a shorter post, padded
+    w = embed[x]
     padded = torch.cat([torch.zeros(3, left, 7), w, torch.zeros(3, right, 7)], 1)
     # the paper's window: the words w_t .. w_{t+size-1} stacked, one filter bank over them
-    expected = torch.stack([layer(padded[:, t:t + size].transpose(1, 2).flatten(1))
+    expected = torch.stack([F.linear(padded[:, t:t + size].transpose(1, 2).flatten(1), layer.weight, layer.bias)
                             for t in range(padded.size(1) - size + 1)], 1)
-    torch.testing.assert_close(window_linear(layer, w, size, left, right), expected)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(w), expected)  # training: products, then shifted sums
+        torch.testing.assert_close(layer.table_sums(x, layer.table(embed)) + layer.bias, expected)  # inference
+
+
+def test_inference_tables_give_the_training_path_and_follow_the_weights():
+    torch.manual_seed(0)
+    net = ACNNNet(n_words=30, n_labels=7, cfg=ACNNConfig(dim=8, n_maps=4, local_dim=6, hidden=5)).eval()
+    x = torch.tensor([[3, 4, 5, 6, 0, 0], [7, 8, 9, 10, 11, 12], [2, 0, 0, 0, 0, 0]])
+    opt = torch.optim.Adam(net.parameters(), lr=0.1, fused=True)  # fused: the weights' versions stay put
+
+    def agree() -> None:
+        with torch.enable_grad():  # gradients on: the products path
+            expected = net.features(x).detach()
+        with torch.inference_mode():
+            torch.testing.assert_close(net.features(x), expected)
+
+    agree()
+    with torch.no_grad():  # weights changed in place (load_state_dict, a plain optimizer) rebuild the tables
+        net.glob.maps[1].weight.add_(0.5)
+        net.embed.weight[5:].mul_(2.0)
+    agree()
+    net.train()  # and so does training, whatever the optimizer
+    net(x, torch.tensor([[1], [2], [3]]))[1].backward()
+    opt.step()
+    net.eval()
+    agree()
+
+
+@pytest.mark.parametrize("n,k", [(8257, 5), (8257, 1), (4096, 3), (100, 5), (1000, 100)])
+def test_top_k_rows_equals_torch_topk(n, k):
+    torch.manual_seed(n + k)
+    z = torch.randn(40, n)
+    z[:5, -3:] += 10  # the best in the tail past the last whole slice
+    z[5:10, :3] += 10  # the best in the first slice
+    top, idx = top_k_rows(z, k)
+    expected_top, expected_idx = z.topk(k, dim=1)
+    assert torch.equal(top, expected_top) and torch.equal(idx, expected_idx)
 
 
 def test_pad_fills_short_rows():
@@ -98,7 +141,7 @@ def test_shapes_and_gradient_to_the_attention_filter(attention):
     y = torch.tensor([[1, 4], [2, -1], [6, -1]])
     logits, loss = net(x, y)
     assert logits.shape == (3, 7) and net.features(x).shape == (3, 5)
-    assert net.local.weights(net.embed(x), x != 0).shape == (3, 6)
+    assert net.trigger_weights(x).shape == (3, 6)
     loss.backward()
     grad = net.local.score.weight.grad
     if attention == "soft":

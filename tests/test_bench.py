@@ -29,13 +29,19 @@ def test_flops_match_torch_counter(channels):
         net.train()(x, torch.tensor([[3]]))[1].backward()
     assert forward.get_total_flops() == acnn_flops(cfg, n_labels=11, n_tokens=9)
     assert training.get_total_flops() == 3 * acnn_flops(cfg, n_labels=11, n_tokens=9)
+    net.eval()
+    with torch.inference_mode():
+        net(x)  # builds the window tables, once per set of weights
+        with FlopCounterMode(display=False) as inference:
+            net(x)
+    assert inference.get_total_flops() == acnn_flops(cfg, n_labels=11, n_tokens=9, inference=True)
 
 
 def test_quick_bench_every_row_positive(tmp_path):
     rows = bench(SAMPLE / "weibo", SAMPLE / "tweeteval", quick=True, threads=1, out=tmp_path)
     measures = [r.measure for r in rows]
     assert {r.group for r in rows} == GROUPS
-    for wanted in ("zh (jieba), 1 process", "en (regex), pool of 1", "fastText: dev F1@1", "acnn: epoch time",
+    for wanted in ("zh (jieba-rs), 1 process", "en (regex), pool of 1", "fastText: dev F1@1", "acnn: epoch time",
                    "acnn: training throughput", "acnn: wall time to fastText's dev F1@1",
                    "acnn: batch, tokens in", "fastText predict: batch, text in", "acnn / fastText predict, text in",
                    "acnn: one post, text in", "acnn: peak RSS, training", "acnn: peak RSS, serving",

@@ -4,7 +4,7 @@ The machine is shared and noisy, so everything is measured in the same run and t
 matter are ratios (ACNN against fastText, achieved against peak FLOP/s); each row carries the
 1-minute load average at the time it was taken. Steps:
 
-1. tokenisation throughput, Chinese (jieba, weibo) and English (tweeteval), one process and the pool;
+1. tokenisation throughput, Chinese (jieba-rs, weibo) and English (tweeteval), one process and the pool;
 2. fastText (the `fasttext` recommender: supervised, hierarchical softmax, word bigrams) trained
    on the same tokens: its time and dev F1@1, the bar ACNN has to reach;
 3. ACNN trained in a child process (`hashrec.models.create` + `fit`): epoch time, posts/s, the
@@ -151,25 +151,28 @@ def matmul_peak(threads: int, n: int = 2048, seconds: float = 3.0) -> float:
     return best
 
 
-def acnn_flops(config: Any, n_labels: int, n_tokens: float) -> float:
+def acnn_flops(config: Any, n_labels: int, n_tokens: float, inference: bool = False) -> float:
     """Forward FLOPs (2 per multiply-add) of one post of `n_tokens` words through `ACNNNet`.
 
     Counts the matrix products only (element-wise tanh, max pooling and softmax are < 1%), as
-    `window_linear` computes them: each of the n words times each of a window's l weight blocks
+    `WindowLinear` computes them: each of the n words times each of a window's l weight blocks
     (pads cost nothing), so global windows l (n words of d -> l * n_maps), the attention score
     (n words of d -> h), the folding sum (n*d), h_l (d -> local_dim),
     the combining layer ([h_g; h_l] -> hidden) and the output layer (hidden -> labels).
-    Training costs about 3x this: the backward pass takes one product for the gradient of the
-    input and one for that of the weights (the embeddings are trained, so the first layer's
-    input gradient is needed too).
+    `inference`: without the window products, which inference reads from tables
+    (`ACNNNet.window_sums`) and so does not multiply.
+    Training costs about 3x the full count: the backward pass takes one product for the gradient
+    of the input and one for that of the weights (the embeddings are trained, so the first
+    layer's input gradient is needed too).
     """
     d, n = config.dim, n_tokens
+    windows = 0.0 if inference else 1.0
     macs, width = 0.0, 0
     if "global" in config.channels:
-        macs += sum(n * d * l * config.n_maps for l in config.windows)
+        macs += windows * sum(n * d * l * config.n_maps for l in config.windows)
         width += config.n_maps * len(config.windows)
     if "local" in config.channels:
-        macs += n * d * config.h + n * d + d * config.local_dim
+        macs += windows * n * d * config.h + n * d + d * config.local_dim
         width += config.local_dim
     macs += width * config.hidden + config.hidden * n_labels
     return 2 * macs
@@ -371,8 +374,8 @@ def _batch_sweep(model: Any, docs: list[list[str]], plan: Plan) -> dict[str, Rat
 def bench_tokenize(zh: list[str], en: list[str], workers: int, plan: Plan) -> list[Row]:
     """Posts/s of `tokenize` in this process and on the worker pool, cache off."""
     rows = []
-    tokenize_many(zh[:10])  # loads jieba's dictionary once, outside the timings
-    for lang, texts in (("zh (jieba)", zh), ("en (regex)", en)):
+    tokenize_many(zh[:10])  # loads the segmenter's dictionary once, outside the timings
+    for lang, texts in (("zh (jieba-rs)", zh), ("en (regex)", en)):
         texts = texts[:plan.n_tokenize]
         for label, fn, batch in (("1 process", lambda b: tokenize_many(b, cache=False), 1000),
                                  (f"pool of {workers}", lambda b: tokenize_parallel(b, workers=workers), 10_000)):
@@ -471,15 +474,18 @@ def _flop_rows(name: str, out: dict, train: Rate, threads: int) -> list[Row]:
     against one thread's peak (the `cpu` column), which the machine's load moves less."""
     cfg = dataclasses.make_dataclass("Cfg", out["config"])(**out["config"])
     fwd = acnn_flops(cfg, out["n_labels"], out["mean_tokens"])
+    fwd_infer = acnn_flops(cfg, out["n_labels"], out["mean_tokens"], inference=True)
     peak, peak1 = out["matmul_gflops"][threads], out["matmul_gflops"][1]
     train_wall, train_cpu = 3 * fwd * train.wall / 1e9, 3 * fwd * train.cpu / 1e9
-    infer_wall, infer_cpu = fwd * out["acnn_tokens"].wall / 1e9, fwd * out["acnn_tokens"].cpu / 1e9
+    infer_wall, infer_cpu = fwd_infer * out["acnn_tokens"].wall / 1e9, fwd_infer * out["acnn_tokens"].cpu / 1e9
     rows = [Row("flops", f"matmul peak, {t} thread(s)", value, "GFLOP/s", "2048x2048 float32, best of runs"
                 + ("; the reference of the per-CPU-s fractions" if t == 1 else ""))
             for t, value in out["matmul_gflops"].items()]
     return rows + [
         Row("flops", f"{name}: forward per post", fwd / 1e6, "MFLOP",
             f"{out['mean_tokens']:.1f} words, softmax over {out['n_labels']:,} hashtags"),
+        Row("flops", f"{name}: forward per post, inference", fwd_infer / 1e6, "MFLOP",
+            "the window products read from tables"),
         Row("flops", f"{name}: training, achieved", train_wall, "GFLOP/s",
             f"{train_wall / peak:.1%} of peak (cpu: {train_cpu / peak1:.1%}); 3x forward per post", cpu=train_cpu),
         Row("flops", f"{name}: inference, achieved", infer_wall, "GFLOP/s",

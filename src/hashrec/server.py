@@ -148,7 +148,7 @@ class Scorer:
     thread is spent per request. Whenever the model thread is idle, everything queued goes to it
     in one model call (micro-batching); requests that arrive meanwhile wait for the next call.
     An idle server scores a lone post at once, with no waiting window. One thread because a
-    recommender is not documented as thread-safe (torch modules, jieba's lazily built state),
+    recommender is not documented as thread-safe (torch modules, the lazily loaded segmenter),
     and because 32 request threads taking turns at a lock cost more CPU than the model
     (docs/PERFORMANCE-serve.md). Batching changes scores only by float rounding (a batch pads
     posts to its longest); ties may order differently because a batch ranks its largest k and cuts.
@@ -213,8 +213,8 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
                     max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
     RecommendRequest, BatchRequest = _request_models(limits)
     scorer = Scorer(rec)
-    scorer.call(["武汉加油 warm up"], k=1)  # loads jieba's dictionary now, not on the first request
-    # The model, its vocabulary and jieba's dictionary are millions of long-lived objects: frozen,
+    scorer.call(["武汉加油 warm up"], k=1)  # loads the segmenter's dictionary now, not on the first request
+    # The model and its vocabulary are hundreds of thousands of long-lived objects: frozen,
     # the collector stops walking them in every full collection (tens of ms each, the tail latency)
     gc.collect()
     gc.freeze()
