@@ -6,6 +6,8 @@ declares its length, and `explain` on a model without attention is 422 naming th
 """
 from __future__ import annotations
 
+import json
+
 import select
 import socket
 import subprocess
@@ -23,7 +25,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from hashrec import api
 from hashrec.cli import main
 from hashrec.models import MODELS, create
-from hashrec.server import create_app, running
+from hashrec.server import FastRecommend, create_app, running
 from hashrec.tokens import tokenize
 
 MODEL = "nb" if "nb" in MODELS else "popularity"  # nb reads the text; popularity is the fallback
@@ -75,6 +77,63 @@ def test_recommend_gives_the_models_ranking(client, model, text):
     body = r.json()
     assert body["text"] == text and "triggers" not in body
     assert [(h["hashtag"], h["score"]) for h in body["hashtags"]] == model.recommend(text, k=4)[0]
+
+
+@pytest.mark.parametrize("body", [{"text": POSTS[0]}, {"text": POSTS[2], "k": 7, "explain": False}])
+def test_fast_path_answers_as_fastapis_route_does(client, body):
+    # application/json takes FastRecommend's path; a +json type, which FastAPI reads as JSON too, the route's
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    fast, route = (client.post("/recommend", content=raw, headers={"content-type": kind})
+                   for kind in ("application/json; charset=utf-8", "application/vnd.hashrec+json"))
+    assert fast.status_code == route.status_code == 200
+    assert fast.content == route.content and fast.headers["content-type"] == route.headers["content-type"]
+
+
+def test_fast_path_passes_what_it_does_not_answer_to_fastapi_body_and_all():
+    import asyncio
+
+    from pydantic import BaseModel, ConfigDict
+
+    class Req(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid")
+        text: str
+        k: int = 5
+        explain: bool = False
+
+    async def answer(req: Req) -> dict:
+        if req.explain:
+            raise ValueError("no attention")
+        return {"text": req.text, "hashtags": [{"hashtag": "武汉", "score": 0.5}][:req.k]}
+
+    async def call(body: bytes, content_type: bytes = b"application/json") -> tuple[list, list]:
+        passed: list[bytes] = []
+        sent: list[dict] = []
+
+        async def inner(scope, receive, send):  # stands for FastAPI: reads the whole body
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body, more = body + message["body"], message["more_body"]
+            passed.append(body)
+
+        chunks = [body[:5], body[5:]]  # a body in two messages
+
+        async def receive():
+            return {"type": "http.request", "body": chunks.pop(0), "more_body": bool(chunks)}
+
+        async def send(message):
+            sent.append(message)
+        scope = {"type": "http", "method": "POST", "path": "/recommend", "headers": [(b"content-type", content_type)]}
+        await FastRecommend(inner, request_model=Req, answer=answer)(scope, receive, send)
+        return passed, sent
+
+    passed, sent = asyncio.run(call('{"text": "武汉加油", "k": 1}'.encode()))
+    assert not passed and sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"]) == {"text": "武汉加油", "hashtags": [{"hashtag": "武汉", "score": 0.5}]}
+    for body, kind in ((b'{"text": 1}', b"application/json"), (b'{"text": "x", "explain": true}', b"application/json"),
+                       (b'{"text": "x"', b"application/json"), (b'{"text": "x"}', b"text/plain")):
+        passed, sent = asyncio.run(call(body, kind))
+        assert passed == [body] and not sent, (body, kind)
 
 
 def test_batch_equals_single_requests(client):

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Any, Awaitable, Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
@@ -46,6 +46,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hashrec import __version__, api
 from hashrec.errors import HashrecError
@@ -154,9 +155,11 @@ class Scorer:
     posts to its longest); ties may order differently because a batch ranks its largest k and cuts.
     """
 
-    def __init__(self, model: Recommender) -> None:
+    def __init__(self, model: Recommender, torch_threads: int | None = None) -> None:
         self.model = model
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hashrec-model")
+        # torch's thread count is per thread once a thread has computed: set it in the model thread
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hashrec-model", initializer=_torch_threads,
+                                          initargs=(torch_threads,))
         self._queue: list[_Job] = []
         self._draining: asyncio.Task | None = None
 
@@ -201,18 +204,76 @@ class Scorer:
             self._draining = None
 
 
+class FastRecommend:
+    """ASGI middleware: answers a valid `POST /recommend` itself, past FastAPI's routing.
+
+    FastAPI's routing, dependency solving and response-model layers cost about half of the
+    server's CPU per single-post request (docs/PERFORMANCE-serve.md), and single posts are what
+    a compose box sends. This answers them with the same request model (`request_model`),
+    the same scoring (`answer`) and the same response model and JSON writer as the route.
+    What it does not answer, it passes on to FastAPI unchanged, body included: any request
+    that fails validation, a scoring error, a body that is not declared JSON. So every error
+    answer is FastAPI's own, and the route still documents the endpoint at /docs.
+    """
+
+    def __init__(self, app: ASGIApp, request_model: type[BaseModel],
+                 answer: Callable[[Any], Awaitable[dict[str, Any]]]) -> None:
+        self.app, self.request_model, self.answer = app, request_model, answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/recommend" \
+                or not _declared_json(scope):
+            return await self.app(scope, receive, send)
+        body = b""  # read here, inside FastAPI's body-size guard, which answers 413 if it is too long
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            req = self.request_model.model_validate_json(body)
+            out = Recommendation.model_validate(await self.answer(req)).model_dump_json(exclude_none=True).encode()
+        except Exception:  # FastAPI answers it, with its 4xx or the route's logged 500
+            return await self.app(scope, _replay(body, receive), send)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(out)).encode()), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": out})
+
+
+def _declared_json(scope: Scope) -> bool:
+    """No Content-Type, or application/json: the bodies FastAPI reads as JSON without a subtype check."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.split(b";", 1)[0].strip().lower() == b"application/json"
+    return True
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives `body` again, then what the client sends next (a disconnect)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+    return again
+
+
 def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
-               max_k: int = 100, max_body_bytes: int | None = None) -> FastAPI:
+               max_k: int = 100, max_body_bytes: int | None = None, torch_threads: int | None = None) -> FastAPI:
     """The FastAPI application serving `model` (a fitted Recommender or a saved model directory).
 
     `max_body_bytes` defaults to the size of the largest valid batch however it is escaped
-    (12 bytes per character: an astral character as two JSON `\\uXXXX` escapes).
+    (12 bytes per character: an astral character as two JSON `\\uXXXX` escapes). `torch_threads`:
+    torch's threads for scoring (`hashrec serve`: 1); None leaves torch's setting alone.
     """
     rec = api.load(model) if isinstance(model, (str, Path)) else model
     limits = Limits(max_k=max_k, max_batch=max_batch, max_text_chars=max_text_chars,
                     max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
     RecommendRequest, BatchRequest = _request_models(limits)
-    scorer = Scorer(rec)
+    scorer = Scorer(rec, torch_threads)
     scorer.call(["武汉加油 warm up"], k=1)  # loads the segmenter's dictionary now, not on the first request
     # The model and its vocabulary are hundreds of thousands of long-lived objects: frozen,
     # the collector stops walking them in every full collection (tens of ms each, the tail latency)
@@ -245,10 +306,15 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
             log.exception("scoring failed")
             raise HTTPException(500, _internal(exc)) from exc
 
+    async def one(req: Any) -> dict[str, Any]:
+        return (await scored([req.text], req.k, req.explain))[0]
+
     @app.post("/recommend", response_model=Recommendation, response_model_exclude_none=True,
               responses=ERRORS, summary="Hashtags for one post")
     async def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
-        return (await scored([req.text], req.k, req.explain))[0]
+        return await one(req)
+
+    app.add_middleware(FastRecommend, request_model=RecommendRequest, answer=one)
 
     @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_none=True,
               responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")
@@ -273,32 +339,30 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     return app
 
 
-def _one_torch_thread() -> None:
-    """In a serving process, torch computes on one thread.
+def _torch_threads(n: int | None) -> None:
+    """torch computes on `n` threads in this thread (and by default in threads started later).
 
-    Posts are scored one batch at a time under the lock, so torch's intra-op threads only compete
-    with the event loop (and the other workers) for the cores: with one, acnn served 3x the
-    requests per second at 32 clients (docs/PERFORMANCE-serve.md). Not done in `create_app`,
-    which may run inside a process that trains.
+    `hashrec serve --workers N` (N > 1) scores on one per worker: the workers' intra-op threads
+    would only compete with each other and the event loops for the cores (with one, acnn served 3x
+    the requests per second at 32 clients, docs/PERFORMANCE-serve.md). A single worker keeps
+    torch's default (one per core): its event loop and model thread share one GIL, so the model's
+    second thread has a core to itself (7% more answers per second, measured).
     """
-    if "torch" in sys.modules:  # only models that need torch have imported it
-        sys.modules["torch"].set_num_threads(1)
+    if n is not None and "torch" in sys.modules:  # only models that need torch have imported it
+        sys.modules["torch"].set_num_threads(n)
 
 
 def _app_from_env() -> FastAPI:
     """The app of one `--workers` process: uvicorn imports it by name and builds it in each worker."""
     options = json.loads(os.environ[ENV_OPTIONS])
-    app = create_app(options.pop("model"), **options)
-    _one_torch_thread()
-    return app
+    return create_app(options.pop("model"), torch_threads=1, **options)
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           access_log: bool = True, **limits: int) -> None:
     """Run the service with uvicorn until interrupted; loopback only unless `host` says otherwise."""
     if workers == 1:
-        app = create_app(model, **limits)
-        _one_torch_thread()
+        app = create_app(model, **limits)  # torch's own thread count: the second core is the model's
         uvicorn.run(app, host=host, port=port, access_log=access_log)
         return
     api.load(model)  # a bad model directory fails here, with its message, not in every worker

@@ -6,6 +6,7 @@ the tokenizer version: a cache that does not match its input is never used.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -52,8 +53,12 @@ def segment(text: str) -> list[str]:
     return out
 
 
-def _normalise(token: str) -> str | None:
-    token = token.strip().lower()
+@functools.lru_cache(maxsize=1 << 17)
+def _normalise(piece: str) -> str | None:
+    """The token of one piece of text, None to drop it. Cached: a few thousand words make most of any text."""
+    if piece == "URLTOKEN":
+        return "<url>"
+    token = piece.strip().lower()
     if not WORD_CHAR.search(token):
         return None  # punctuation, emoji, white space
     return "<num>" if token[0].isdigit() and NUMBER.match(token) else token  # isdigit: a cheap pre-check
@@ -66,17 +71,8 @@ def tokenize(text: str) -> list[str]:
     ['happy', 'to', 'be', 'in', 'nyc', '<num>', '<url>']
     """
     text = URL.sub(" URLTOKEN ", text)
-    if CJK.search(text):
-        pieces: Iterable[str] = segment(text)
-    else:
-        pieces = EN_TOKEN.findall(text)
-    out = []
-    for piece in pieces:
-        if piece == "URLTOKEN":
-            out.append("<url>")
-        elif (tok := _normalise(piece)) is not None:
-            out.append(tok)
-    return out
+    pieces = segment(text) if CJK.search(text) else EN_TOKEN.findall(text)
+    return [t for t in map(_normalise, pieces) if t is not None]
 
 
 def _tokenize_chunk(texts: list[str]) -> list[list[str]]:
