@@ -51,8 +51,9 @@ def start_server(model: Path, port: int, workers: int, log: Path, timeout: float
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             sys.exit(f"server exited: {log.read_text()[-2000:]}")
-        text = log.read_text()  # one worker binds after its startup, several after the parent's bind
-        if "Uvicorn running on" in text and text.count("Application startup complete") >= workers:
+        # each worker listens right after its "startup complete" (one after "Uvicorn running on")
+        if log.read_text().count("Application startup complete") >= workers:
+            time.sleep(0.5)
             return proc
         time.sleep(0.5)
     proc.kill()

@@ -12,7 +12,9 @@ import select
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -277,23 +279,35 @@ def test_unexpected_error_is_500_json_and_the_server_lives_on(small_split):
         assert c.get("/health").status_code == 200
 
 
-def test_hashrec_serve_command_serves_a_saved_model_on_loopback(model, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_hashrec_serve_command_serves_a_saved_model_on_loopback(model, tmp_path, workers):
     model.save(tmp_path / "m")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "hashrec", "serve", "--model", str(tmp_path / "m"), "--port", str(port)]
+    cmd = [sys.executable, "-m", "hashrec", "serve", "--model", str(tmp_path / "m"), "--port", str(port),
+           "--workers", str(workers)]
     server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
-        for line in server.stderr:  # uvicorn says where it listens once it does
-            if "Uvicorn running on" in line:
+        said, started = "", 0
+        for line in server.stderr:  # where it listens, then each worker's startup (it listens right after)
+            said += line
+            started += "Application startup complete" in line
+            if started == workers and f"http://127.0.0.1:{port}" in said:
                 break
-        assert f"http://127.0.0.1:{port}" in line
-        r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"text": "武汉加油", "k": 2})
-        assert r.status_code == 200 and len(r.json()["hashtags"]) == 2
+        assert f"http://127.0.0.1:{port}" in said, said
+        for _ in range(8):  # new connections: with 2 workers the kernel spreads them over both sockets
+            r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"text": "武汉加油", "k": 2})
+            assert r.status_code == 200 and len(r.json()["hashtags"]) == 2
+        children = [int(c) for c in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+        assert workers == 1 or len(children) > workers  # the workers and multiprocessing's resource tracker
     finally:
-        server.terminate()
+        server.terminate()  # SIGTERM: every worker stops with the server
         server.wait(timeout=30)
+    deadline = time.monotonic() + 10  # the resource tracker leaves once the server has gone
+    while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [c for c in children if Path(f"/proc/{c}").exists()]
 
 
 def test_hashrec_serve_refuses_a_missing_model(tmp_path, capsys):

@@ -26,10 +26,12 @@ each with its own copy of the model.
 import asyncio
 import contextlib
 import gc
-import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -54,7 +56,6 @@ from hashrec.models.base import Recommender
 
 STATIC = Path(__file__).with_name("static")
 log = logging.getLogger("hashrec.server")
-ENV_OPTIONS = "HASHREC_SERVE_OPTIONS"  # how `serve` hands its options to worker processes
 # Strict: "5" is not a k and 1 is not a text; forbid: a misspelt field ("top_k") is an error, not ignored.
 STRICT = ConfigDict(strict=True, extra="forbid")
 NON_BLANK = r"\S"  # Python's re, as the validator below; the schema carries it for fuzzers and clients
@@ -352,23 +353,70 @@ def _torch_threads(n: int | None) -> None:
         sys.modules["torch"].set_num_threads(n)
 
 
-def _app_from_env() -> FastAPI:
-    """The app of one `--workers` process: uvicorn imports it by name and builds it in each worker."""
-    options = json.loads(os.environ[ENV_OPTIONS])
-    return create_app(options.pop("model"), torch_threads=1, **options)
+def _listener(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port that other processes may bind too (SO_REUSEPORT)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise HashrecError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from exc
+    return sock
+
+
+def _worker(model: str, host: str, port: int, access_log: bool, limits: dict[str, int]) -> None:
+    """One `--workers` process: its own model, its own listening socket on the shared port."""
+    sock = _listener(host, port)
+    app = create_app(model, torch_threads=1, **limits)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=access_log)).run(sockets=[sock])
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           access_log: bool = True, **limits: int) -> None:
-    """Run the service with uvicorn until interrupted; loopback only unless `host` says otherwise."""
+    """Run the service with uvicorn until interrupted; loopback only unless `host` says otherwise.
+
+    `workers` > 1 runs that many processes, each with its own copy of the model and its own
+    listening socket on the port (SO_REUSEPORT): the kernel spreads the connections over them.
+    uvicorn's own workers share one socket, and the first awake took most of a burst of
+    connections (26, 30 of 32; 32 clients then queued behind one worker, docs/PERFORMANCE-serve.md).
+    SIGTERM or Ctrl+C stops them all; if one dies, the others are stopped and serve() raises.
+    """
     if workers == 1:
         app = create_app(model, **limits)  # torch's own thread count: the second core is the model's
         uvicorn.run(app, host=host, port=port, access_log=access_log)
         return
     api.load(model)  # a bad model directory fails here, with its message, not in every worker
-    os.environ[ENV_OPTIONS] = json.dumps({"model": str(model), **limits})
-    uvicorn.run("hashrec.server:_app_from_env", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log)
+    _listener(host, port).close()  # so does a port taken by another program
+    spawn = multiprocessing.get_context("spawn")
+    procs = [spawn.Process(target=_worker, args=(str(model), host, port, access_log, limits), name=f"hashrec-serve-{i}")
+             for i in range(workers)]
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: uvicorn finishes the requests under way
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        for p in procs:
+            p.start()
+        print(f"hashrec serve: {workers} workers on http://{host}:{port} (Press CTRL+C to quit)", file=sys.stderr)
+        multiprocessing.connection.wait([p.sentinel for p in procs])  # until one ends
+        crashed = not stopping
+    except KeyboardInterrupt:  # Ctrl+C reached the workers as well
+        crashed = False
+    finally:
+        stop()
+        for p in procs:
+            p.join()
+        signal.signal(signal.SIGTERM, previous)
+    if crashed:
+        raise HashrecError(f"a server worker exited (code {[p.exitcode for p in procs]}); see the log above")
 
 
 @contextlib.contextmanager
