@@ -382,6 +382,8 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
     uvicorn's own workers share one socket, and the first awake took most of a burst of
     connections (26, 30 of 32; 32 clients then queued behind one worker, docs/PERFORMANCE-serve.md).
     SIGTERM or Ctrl+C stops them all; if one dies, the others are stopped and serve() raises.
+    SO_REUSEPORT lets any process of the same user share the port: a second `serve --workers`
+    on the same port would join this one rather than fail, so give each server its own port.
     """
     if workers == 1:
         app = create_app(model, **limits)  # torch's own thread count: the second core is the model's
