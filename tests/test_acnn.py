@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from hashrec import api
 from hashrec.errors import ConfigError
 from hashrec.models import create
+from hashrec.models import acnn
 from hashrec.models.acnn import CHECKPOINT, ACNNConfig, ACNNNet, LocalAttention, WindowLinear, pad, top_k_rows
 from hashrec.models.base import top_k
 from hashrec.tokens import tokenize_many
@@ -107,6 +108,20 @@ def test_inference_tables_give_the_training_path_and_follow_the_weights():
     opt.step()
     net.eval()
     agree()
+
+
+def test_a_vocabulary_too_large_for_tables_keeps_the_products(monkeypatch):
+    torch.manual_seed(0)
+    net = ACNNNet(n_words=30, n_labels=7, cfg=ACNNConfig(dim=8, n_maps=4, local_dim=6, hidden=5)).eval()
+    x = torch.tensor([[3, 4, 5, 6, 0, 0], [7, 8, 9, 10, 11, 12]])
+    with torch.inference_mode():
+        expected = net.features(x)
+    net.train().eval()  # drops the tables
+    # this net's tables: 30 words x (1 + 2 + 3 windows x 4 maps + 5 x 1 score) floats of 4 bytes; one byte short
+    monkeypatch.setattr(acnn, "TABLE_BYTES", 30 * (6 * 4 + 5) * 4 - 1)
+    with torch.inference_mode():
+        torch.testing.assert_close(net.features(x), expected)
+    assert net._tables is None
 
 
 @pytest.mark.parametrize("n,k", [(8257, 5), (8257, 1), (4096, 3), (100, 5), (1000, 100)])

@@ -40,6 +40,7 @@ from hashrec.store import atomic_open
 from hashrec.tokens import Vocab, cache_dir, tokenize_many
 
 CHECKPOINT = "last.pt"
+TABLE_BYTES = 1 << 30  # inference tables past this (1.1M words at the default sizes) are not built
 
 
 @dataclass(frozen=True)
@@ -247,11 +248,14 @@ class ACNNNet(nn.Module):
         Inference (no gradient, eval mode) reads them from tables of M_j . E_v (`WindowLinear.table`),
         built once per set of weights (rebuilt after `train()` or an in-place change): the sum
         of `size` table rows per window instead of a (d x size * out) product per word, the same
-        numbers up to rounding, 2-4x faster. Weibo: 34k words, tables of 82 MB in all.
-        Not in the paper; an inference shortcut only.
+        numbers up to rounding, 2-4x faster. Weibo: 34k words, tables of 82 MB in all; a vocabulary
+        whose tables would pass TABLE_BYTES keeps the products. Not in the paper; an inference
+        shortcut only.
         """
         layers = self.windowed()
-        if self.training or torch.is_grad_enabled():
+        table_bytes = self.embed.weight.numel() // self.embed.embedding_dim * self.embed.weight.element_size() \
+            * sum(m.size * m.out_features for m in layers)
+        if self.training or torch.is_grad_enabled() or table_bytes > TABLE_BYTES:
             return [m.window_sums(m.products(w)) for m in layers]
         key = tuple((p.data_ptr(), p._version) for p in (self.embed.weight, *(m.weight for m in layers)))
         if self._tables is None or self._tables[0] != key:
