@@ -29,7 +29,6 @@ import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
-import os
 import re
 import signal
 import socket
@@ -307,15 +306,15 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
             log.exception("scoring failed")
             raise HTTPException(500, _internal(exc)) from exc
 
-    async def one(req: Any) -> dict[str, Any]:
-        return (await scored([req.text], req.k, req.explain))[0]
-
     @app.post("/recommend", response_model=Recommendation, response_model_exclude_none=True,
               responses=ERRORS, summary="Hashtags for one post")
     async def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
-        return await one(req)
+        return (await scored([req.text], req.k, req.explain))[0]
 
-    app.add_middleware(FastRecommend, request_model=RecommendRequest, answer=one)
+    async def fast(req: Any) -> dict[str, Any]:  # unwrapped: a failure goes on to the route, which logs it once
+        return (await scorer.recommend([req.text], req.k, req.explain))[0]
+
+    app.add_middleware(FastRecommend, request_model=RecommendRequest, answer=fast)
 
     @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_none=True,
               responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")

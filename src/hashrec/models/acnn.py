@@ -253,8 +253,8 @@ class ACNNNet(nn.Module):
         shortcut only.
         """
         layers = self.windowed()
-        table_bytes = self.embed.weight.numel() // self.embed.embedding_dim * self.embed.weight.element_size() \
-            * sum(m.size * m.out_features for m in layers)
+        table_bytes = self.embed.num_embeddings * sum(m.size * m.out_features for m in layers) \
+            * self.embed.weight.element_size()
         if self.training or torch.is_grad_enabled() or table_bytes > TABLE_BYTES:
             return [m.window_sums(m.products(w)) for m in layers]
         key = tuple((p.data_ptr(), p._version) for p in (self.embed.weight, *(m.weight for m in layers)))
