@@ -76,14 +76,19 @@ def test_window_sums_equal_the_layer_on_each_window(size, left, right, words):
     embed[0] = 0  # word 0 is padding, a zero vector
     x = torch.randint(1, 10, (3, words))
     x[0, words // 2:] = 0  # a shorter post, padded
-    w = embed[x]
+    w = embed[x].requires_grad_(True)
     padded = torch.cat([torch.zeros(3, left, 7), w, torch.zeros(3, right, 7)], 1)
     # the paper's window: the words w_t .. w_{t+size-1} stacked, one filter bank over them
     expected = torch.stack([F.linear(padded[:, t:t + size].transpose(1, 2).flatten(1), layer.weight, layer.bias)
                             for t in range(padded.size(1) - size + 1)], 1)
     with torch.no_grad():
-        torch.testing.assert_close(layer(w), expected)  # training: products, then shifted sums
         torch.testing.assert_close(layer.table_sums(x, layer.table(embed)) + layer.bias, expected)  # inference
+    # training: products, then shifted sums; their gradient is the explicit windows' gradient
+    grad = torch.randn_like(expected)
+    got = layer(w)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(torch.autograd.grad(got, (w, layer.weight), grad),
+                               torch.autograd.grad(expected, (w, layer.weight), grad))
 
 
 def test_inference_tables_give_the_training_path_and_follow_the_weights():
