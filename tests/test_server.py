@@ -126,14 +126,15 @@ def test_fast_path_passes_what_it_does_not_answer_to_fastapi_body_and_all():
         async def send(message):
             sent.append(message)
         scope = {"type": "http", "method": "POST", "path": "/recommend", "headers": [(b"content-type", content_type)]}
-        await FastRecommend(inner, request_model=Req, answer=answer)(scope, receive, send)
+        await FastRecommend(inner, request_model=Req, answer=answer, max_body_bytes=40)(scope, receive, send)
         return passed, sent
 
     passed, sent = asyncio.run(call('{"text": "武汉加油", "k": 1}'.encode()))
     assert not passed and sent[0]["status"] == 200
     assert json.loads(sent[1]["body"]) == {"text": "武汉加油", "hashtags": [{"hashtag": "武汉", "score": 0.5}]}
     for body, kind in ((b'{"text": 1}', b"application/json"), (b'{"text": "x", "explain": true}', b"application/json"),
-                       (b'{"text": "x"', b"application/json"), (b'{"text": "x"}', b"text/plain")):
+                       (b'{"text": "x"', b"application/json"), (b'{"text": "x"}', b"text/plain"),
+                       (b'{"text": "' + b"x" * 40 + b'"}', b"application/json")):  # too long: FastAPI's 413
         passed, sent = asyncio.run(call(body, kind))
         assert passed == [body] and not sent, (body, kind)
 

@@ -212,22 +212,26 @@ class FastRecommend:
     a compose box sends. This answers them with the same request model (`request_model`),
     the same scoring (`answer`) and the same response model and JSON writer as the route.
     What it does not answer, it passes on to FastAPI unchanged, body included: any request
-    that fails validation, a scoring error, a body that is not declared JSON. So every error
+    that fails validation, a scoring error, a body that is not declared JSON, a body longer
+    than `max_body_bytes` (read no further: FastAPI's guard answers 413). So every error
     answer is FastAPI's own, and the route still documents the endpoint at /docs.
     """
 
     def __init__(self, app: ASGIApp, request_model: type[BaseModel],
-                 answer: Callable[[Any], Awaitable[dict[str, Any]]]) -> None:
+                 answer: Callable[[Any], Awaitable[dict[str, Any]]], max_body_bytes: int) -> None:
         self.app, self.request_model, self.answer = app, request_model, answer
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/recommend" \
-                or not _declared_json(scope):
+                or not _declared_json(scope, self.max_body_bytes):
             return await self.app(scope, receive, send)
-        body = b""  # read here, inside FastAPI's body-size guard, which answers 413 if it is too long
+        body = b""
         while True:
             message = await receive()
             body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:  # FastAPI's body-size guard answers the 413
+                return await self.app(scope, _replay(body, receive, bool(message.get("more_body"))), send)
             if not message.get("more_body"):
                 break
         try:
@@ -240,16 +244,19 @@ class FastRecommend:
         await send({"type": "http.response.body", "body": out})
 
 
-def _declared_json(scope: Scope) -> bool:
-    """No Content-Type, or application/json: the bodies FastAPI reads as JSON without a subtype check."""
+def _declared_json(scope: Scope, max_bytes: int) -> bool:
+    """A body FastAPI reads as JSON without a subtype check (no Content-Type, or application/json)
+    and whose declared Content-Length, if any, is at most `max_bytes`."""
     for name, value in scope["headers"]:
-        if name == b"content-type":
-            return value.split(b";", 1)[0].strip().lower() == b"application/json"
+        if name == b"content-type" and value.split(b";", 1)[0].strip().lower() != b"application/json":
+            return False
+        if name == b"content-length" and not (value.isdigit() and int(value) <= max_bytes):
+            return False
     return True
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives `body` again, then what the client sends next (a disconnect)."""
+def _replay(body: bytes, receive: Receive, more: bool = False) -> Receive:
+    """A `receive` that gives `body` again (the start of the body if `more`), then what the client sends next."""
     sent = False
 
     async def again() -> Message:
@@ -257,8 +264,22 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         if sent:
             return await receive()
         sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": more}
     return again
+
+
+class _Served(FastAPI):
+    """FastAPI with `FastRecommend` around its whole middleware stack (`fast_recommend`: its arguments).
+
+    Outside, not inside: each of FastAPI's own layers (error pages, telemetry, two body-size
+    guards) wraps `receive` and `send` of every request, and together they cost the fast path
+    more than the rest of its event-loop work (docs/PERFORMANCE-serve.md, fifth session).
+    """
+
+    fast_recommend: dict[str, Any]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FastRecommend(super().build_middleware_stack(), **self.fast_recommend)
 
 
 def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
@@ -280,7 +301,7 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     gc.collect()
     gc.freeze()
 
-    app = FastAPI(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes,
+    app = _Served(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes,
                   description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
 
     @app.exception_handler(HashrecError)
@@ -314,7 +335,7 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     async def fast(req: Any) -> dict[str, Any]:  # unwrapped: a failure goes on to the route, which logs it once
         return (await scorer.recommend([req.text], req.k, req.explain))[0]
 
-    app.add_middleware(FastRecommend, request_model=RecommendRequest, answer=fast)
+    app.fast_recommend = dict(request_model=RecommendRequest, answer=fast, max_body_bytes=limits.max_body_bytes)
 
     @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_none=True,
               responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")
