@@ -181,14 +181,15 @@ def test_pairs_and_soft_targets_agree_on_one_hashtag_posts():
     assert not torch.allclose(nets["pairs"](x, two)[1], nets["soft"](x, two)[1])
 
 
-def test_word2vec_vectors_start_at_the_random_inits_spread(weibo_sample):
+def test_word2vec_vectors_wider_than_w2v_std_are_scaled_down_to_it(weibo_sample):
     posts = weibo_sample["train"][:300]
     params = dict(TINY, epochs=1, static_embeddings=True)  # static: the vectors stay as initialised
-    scaled, raw = (create("acnn", **params, w2v_std=std).fit(posts).net_.embed.weight.detach()[2:]
-                   for std in (0.25 / 3 ** 0.5, 0.0))
-    assert float(scaled.std()) == pytest.approx(0.25 / 3 ** 0.5, rel=1e-4)
-    assert abs(float(raw.std()) - 0.25 / 3 ** 0.5) > 0.05  # gensim's own scale (0.05 here, 0.23 on all of Weibo)
-    torch.testing.assert_close(scaled, raw * (scaled.std() / raw.std()))  # the same vectors, rescaled
+    raw, narrower, wider = (create("acnn", **params, w2v_std=std).fit(posts).net_.embed.weight.detach()[2:]
+                            for std in (0.0, 0.02, 1.0))
+    assert 0.02 < float(raw.std()) < 1.0  # gensim's own scale: 0.05 here, 0.23 on all of Weibo
+    assert float(narrower.std()) == pytest.approx(0.02, rel=1e-4)
+    torch.testing.assert_close(narrower, raw * (0.02 / raw.std()))  # the same vectors, scaled down
+    torch.testing.assert_close(wider, raw)  # never scaled up
 
 
 @pytest.fixture(scope="module")
