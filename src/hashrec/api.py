@@ -29,7 +29,8 @@ def train(model: str, data: str | Path, out: str | Path | None = None, *,
           params: dict[str, Any] | None = None, resume: bool = False) -> Recommender:
     """Fit recommender `model` on the split directory `data` (train; dev for selection), score dev, save.
 
-    `params` override the model's defaults (see `hashrec train --model NAME --help-config`).
+    `params` override the model's defaults: the fields of its config dataclass (e.g.
+    `hashrec.models.acnn.ACNNConfig`); an unknown name is refused with the list of valid ones.
     With `out`, the model is saved there; neural models also keep per-epoch checkpoints beside
     it (`OUT.ckpt/`) and `resume=True` continues from the last one.
     """

@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model", required=True, choices=list(MODELS), metavar="MODEL", help="one of: " + ", ".join(MODELS))
     tr.add_argument("--data", type=Path, required=True, help="split directory (train and dev)")
     tr.add_argument("--out", type=Path, required=True, help="model directory to write")
-    tr.add_argument("--config", type=Path, help="JSON preset of hyperparameters (see configs/)")
+    tr.add_argument("--config", type=Path, help='JSON file of hyperparameters, e.g. {"epochs": 4, "lr": 0.005}; --set overrides it')
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyperparameter, e.g. --set delta=0.7 --set 'windows=(1,2)'")
     tr.add_argument("--base", type=Path, help="boost: the trained model whose candidates it re-ranks")
