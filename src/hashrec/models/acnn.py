@@ -153,7 +153,8 @@ class _WindowSums(torch.autograd.Function):
     """z[:, t] = sum_j y[:, t + j - left, j] for products y (B, T, size, out), and its gradient.
 
     The same sums as autograd through in-place slice additions into a zero tensor, but that
-    backward copies the whole gradient once per slice: a third of a training step (profiled).
+    backward copies the whole gradient once per slice: with its fills and additions, about 30% of a
+    training step (profiled, docs/PERFORMANCE.md).
     Here the backward is one slice copy per offset.
     """
 
@@ -168,9 +169,8 @@ class _WindowSums(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, gz: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        b, t, size, n_out = ctx.shape
         gy = gz.new_zeros(ctx.shape)
-        for j, at, words in _offsets(t, gz.size(1), size, ctx.left):
+        for j, at, words in _offsets(ctx.shape[1], gz.size(1), ctx.shape[2], ctx.left):
             gy[:, words, j] = gz[:, at]
         return gy, None, None
 
