@@ -6,8 +6,8 @@ declares its length, and `explain` on a model without attention is 422 naming th
 """
 from __future__ import annotations
 
+import asyncio
 import json
-
 import select
 import socket
 import subprocess
@@ -21,6 +21,7 @@ import pytest
 import schemathesis
 from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
+from pydantic import BaseModel, ConfigDict
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
@@ -92,10 +93,6 @@ def test_fast_path_answers_as_fastapis_route_does(client, body):
 
 
 def test_fast_path_passes_what_it_does_not_answer_to_fastapi_body_and_all():
-    import asyncio
-
-    from pydantic import BaseModel, ConfigDict
-
     class Req(BaseModel):
         model_config = ConfigDict(strict=True, extra="forbid")
         text: str

@@ -224,7 +224,7 @@ class FastRecommend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/recommend" \
-                or not _declared_json(scope, self.max_body_bytes):
+                or not _answerable(scope, self.max_body_bytes):
             return await self.app(scope, receive, send)
         body = b""
         while True:
@@ -244,9 +244,9 @@ class FastRecommend:
         await send({"type": "http.response.body", "body": out})
 
 
-def _declared_json(scope: Scope, max_bytes: int) -> bool:
-    """A body FastAPI reads as JSON without a subtype check (no Content-Type, or application/json)
-    and whose declared Content-Length, if any, is at most `max_bytes`."""
+def _answerable(scope: Scope, max_bytes: int) -> bool:
+    """Headers `FastRecommend` may answer: a body FastAPI reads as JSON without a subtype check (no
+    Content-Type, or application/json) whose declared Content-Length, if any, is at most `max_bytes`."""
     for name, value in scope["headers"]:
         if name == b"content-type" and value.split(b";", 1)[0].strip().lower() != b"application/json":
             return False

@@ -450,9 +450,9 @@ class ACNN(Recommender):
                 # Kim 2014 drew random vectors with the pretrained ones' variance; hashrec scales
                 # wider pretrained ones down to the random init's instead: on Weibo (seed 0) dev
                 # F1@1 after epochs 1-3 is 0.150 / 0.176 / 0.180 scaled, 0.141 / 0.169 / 0.175 at
-                # gensim's scale (wide inputs saturate the tanh filters). Narrower vectors (a small
-                # corpus) are kept: scaled up, DDP on the 8,000-post sample learned far more slowly.
-                # Not in the paper.
+                # gensim's scale (wide inputs saturate the tanh filters). Narrower vectors (a tiny
+                # corpus) are kept as they are: the gain was measured for scaling down only. Not in
+                # the paper.
                 vectors = word2vec(docs, self.vocab_, cfg)
                 spread = float(vectors[2:].std()) if len(vectors) > 2 else 0.0
                 if 0 < cfg.w2v_std < spread:
