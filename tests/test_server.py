@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import select
 import socket
 import subprocess
@@ -294,11 +295,18 @@ def test_hashrec_serve_command_serves_a_saved_model_on_loopback(model, tmp_path,
             if started == workers and f"http://127.0.0.1:{port}" in said:
                 break
         assert f"http://127.0.0.1:{port}" in said, said
-        for _ in range(8):  # new connections: with 2 workers the kernel spreads them over both sockets
-            r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"text": "武汉加油", "k": 2})
-            assert r.status_code == 200 and len(r.json()["hashtags"]) == 2
         children = [int(c) for c in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
         assert workers == 1 or len(children) > workers  # the workers and multiprocessing's resource tracker
+        pids = children if workers > 1 else [server.pid]
+        before = {p: _sockets(p) for p in pids}
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) for _ in range(6)]
+        for c in clients:  # six open connections: the workers hold them three and three
+            r = c.post("/recommend", json={"text": "武汉加油", "k": 2})
+            assert r.status_code == 200 and len(r.json()["hashtags"]) == 2
+        held = sorted(_sockets(p) - before[p] for p in pids)
+        assert held[-workers:] == [6 // workers] * workers, held
+        for c in clients:
+            c.close()
     finally:
         server.terminate()  # SIGTERM: every worker stops with the server
         server.wait(timeout=30)
@@ -306,6 +314,11 @@ def test_hashrec_serve_command_serves_a_saved_model_on_loopback(model, tmp_path,
     while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [c for c in children if Path(f"/proc/{c}").exists()]
+
+
+def _sockets(pid: int) -> int:
+    """How many sockets process `pid` has open."""
+    return sum(os.readlink(fd).startswith("socket:") for fd in Path(f"/proc/{pid}/fd").iterdir())
 
 
 def test_hashrec_serve_refuses_a_missing_model(tmp_path, capsys):

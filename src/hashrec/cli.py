@@ -208,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--model", type=Path, required=True, help="model directory")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model and its "
-                    "own listening socket on the port (the kernel spreads connections over them)")
+    sv.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model; the "
+                    "connections are handed to them in turn (2 on a 2-core machine: docs/PERFORMANCE-serve.md)")
     sv.add_argument("--max-batch", type=int, default=64, help="most posts in one /recommend/batch request")
     sv.add_argument("--max-text-chars", type=int, default=2000, help="longest post accepted")
     sv.add_argument("--no-access-log", action="store_true", help="do not log every request")

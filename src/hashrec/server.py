@@ -26,6 +26,7 @@ each with its own copy of the model.
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -374,46 +375,75 @@ def _torch_threads(n: int | None) -> None:
 
 
 def _listener(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port that other processes may bind too (SO_REUSEPORT)."""
+    """A socket listening on host:port, or a HashrecError that says to choose another port."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise HashrecError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from exc
+    sock.listen(2048)
     return sock
 
 
-def _worker(model: str, host: str, port: int, access_log: bool, limits: dict[str, int]) -> None:
-    """One `--workers` process: its own model, its own listening socket on the shared port."""
-    sock = _listener(host, port)
+class _Handed(uvicorn.Server):
+    """uvicorn serving the connections `serve` accepted and handed over `channel` (SCM_RIGHTS), no listener of its own."""
+
+    def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
+        super().__init__(config)
+        self.channel = channel
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])
+        self.channel.setblocking(False)
+        asyncio.get_running_loop().add_reader(self.channel, self._take)
+
+    def _take(self) -> None:
+        """Serve the connections waiting in the channel; the parent gone (end of channel): stop."""
+        loop = asyncio.get_running_loop()
+        try:
+            data, fds, _, _ = socket.recv_fds(self.channel, 64, 64)
+        except BlockingIOError:
+            return
+        if not data:
+            loop.remove_reader(self.channel)
+            self.should_exit = True
+            return
+        for fd in fds:  # the same protocol uvicorn's own listener would make (uvicorn.Server.startup)
+            protocol = partial(self.config.http_protocol_class, config=self.config, server_state=self.server_state,
+                               app_state=self.lifespan.state)
+            loop.create_task(loop.connect_accepted_socket(protocol, socket.socket(fileno=fd)))
+
+
+def _worker(model: str, channel: socket.socket, access_log: bool, limits: dict[str, int]) -> None:
+    """One `--workers` process: its own model, serving the connections handed to it over `channel`."""
     app = create_app(model, torch_threads=1, **limits)
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=access_log)).run(sockets=[sock])
+    _Handed(uvicorn.Config(app, access_log=access_log), channel).run()
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           access_log: bool = True, **limits: int) -> None:
     """Run the service with uvicorn until interrupted; loopback only unless `host` says otherwise.
 
-    `workers` > 1 runs that many processes, each with its own copy of the model and its own
-    listening socket on the port (SO_REUSEPORT): the kernel spreads the connections over them.
-    uvicorn's own workers share one socket, and the first awake took most of a burst of
-    connections (26, 30 of 32; 32 clients then queued behind one worker, docs/PERFORMANCE-serve.md).
-    SIGTERM or Ctrl+C stops them all; if one dies, the others are stopped and serve() raises.
-    SO_REUSEPORT lets any process of the same user share the port: a second `serve --workers`
-    on the same port would join this one rather than fail, so give each server its own port.
+    `workers` > 1 runs that many processes, each with its own copy of the model; this process
+    accepts the connections and hands them to the workers in turn (a Unix socket per worker,
+    SCM_RIGHTS), so each worker holds an equal share. Letting the kernel choose balances them
+    worse: uvicorn's own workers share one socket, and the first awake took most of a burst of
+    connections (26, 30 of 32); one socket per worker (SO_REUSEPORT) spreads them by a hash of
+    the address, 12/20 as often as 16/16 (docs/PERFORMANCE-serve.md). SIGTERM or Ctrl+C stops
+    them all; if one dies, the others are stopped and serve() raises.
     """
     if workers == 1:
         app = create_app(model, **limits)  # torch's own thread count: the second core is the model's
         uvicorn.run(app, host=host, port=port, access_log=access_log)
         return
     api.load(model)  # a bad model directory fails here, with its message, not in every worker
-    _listener(host, port).close()  # so does a port taken by another program
+    listener = _listener(host, port)  # so does a port taken by another program
     spawn = multiprocessing.get_context("spawn")
-    procs = [spawn.Process(target=_worker, args=(str(model), host, port, access_log, limits), name=f"hashrec-serve-{i}")
-             for i in range(workers)]
+    channels = [socket.socketpair() for _ in range(workers)]
+    procs = [spawn.Process(target=_worker, args=(str(model), theirs, access_log, limits), name=f"hashrec-serve-{i}")
+             for i, (_, theirs) in enumerate(channels)]
     stopping = False
 
     def stop(*_: Any) -> None:
@@ -427,8 +457,10 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
     try:
         for p in procs:
             p.start()
+        for _, theirs in channels:
+            theirs.close()
         print(f"hashrec serve: {workers} workers on http://{host}:{port} (Press CTRL+C to quit)", file=sys.stderr)
-        multiprocessing.connection.wait([p.sentinel for p in procs])  # until one ends
+        _hand_out(listener, [ours for ours, _ in channels], [p.sentinel for p in procs])  # until a worker ends
         crashed = not stopping
     except KeyboardInterrupt:  # Ctrl+C reached the workers as well
         crashed = False
@@ -436,9 +468,29 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
         stop()
         for p in procs:
             p.join()
+        listener.close()
+        for ours, _ in channels:
+            ours.close()
         signal.signal(signal.SIGTERM, previous)
     if crashed:
         raise HashrecError(f"a server worker exited (code {[p.exitcode for p in procs]}); see the log above")
+
+
+def _hand_out(listener: socket.socket, channels: list[socket.socket], sentinels: list[int]) -> None:
+    """Accept connections and send each to the next worker's channel in turn, until a worker ends."""
+    for turn in itertools.count():
+        if multiprocessing.connection.wait([listener, *sentinels]) != [listener]:
+            return  # a worker's sentinel: it has ended
+        try:
+            conn, _ = listener.accept()
+        except OSError:  # e.g. the client gave up before it was accepted
+            continue
+        with conn:  # closes this process's copy; the worker has its own once sent
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answers leave at once, as from asyncio's listeners
+            try:
+                socket.send_fds(channels[turn % len(channels)], [b"c"], [conn.fileno()])
+            except OSError:  # the worker is gone: wait() reports its sentinel next
+                continue
 
 
 @contextlib.contextmanager
