@@ -9,6 +9,7 @@ seeds) and `--plot` draws the feature importance of the saved seed-0 model of a 
         --scorer runs/nb-weibo --anchor runs/fasttext-weibo --variants rerank classifier dart --seeds 0 1 2
     python benchmarks/boost_runs.py --data ... --base ... --runs rerank:0 classifier:0 rerank:1   # an order
     python benchmarks/boost_runs.py --report
+    python benchmarks/boost_runs.py ... --bench weibo-dev25 --dev-share 0.25 --runs pool:0 pool:1   # learning curve
 """
 from __future__ import annotations
 
@@ -65,6 +66,14 @@ def scores_row(bench: str, method: str, seed: int, model: Recommender, test: lis
             "seconds": time.time() - t0, **extra}
 
 
+def dev_part(dev: list, share: float, seed: int) -> list:
+    """A random `share` of the dev posts (drawn with seed 100 + `seed`, kept in order); all of them at 1."""
+    if share >= 1:
+        return dev
+    keep = np.random.default_rng(100 + seed).permutation(len(dev))[:int(share * len(dev))]
+    return [dev[i] for i in sorted(keep)]
+
+
 def run(a: argparse.Namespace) -> None:
     bench = a.bench or Path(a.data).name
     train, dev, test = (load_split(a.data, part) for part in ("train", "dev", "test"))
@@ -88,11 +97,12 @@ def run(a: argparse.Namespace) -> None:
         t0 = time.time()
         params = {**VARIANTS[variant], **json.loads(a.params)}
         model = create("boost", base=str(a.base), scorers=tuple(map(str, a.scorer)), seed=seed, threads=a.threads,
-                       **params).fit(train, dev)
+                       **params).fit(train, dev_part(dev, a.dev_share, seed))
         fit_s = time.time() - t0
         if seed == 0:
             model.save(a.out / f"{bench}-{variant}")
         record(a.results, scores_row(bench, method, seed, model, test, t0, fit_seconds=fit_s, params=params,
+                                     dev_share=a.dev_share,
                                      trained_on={k: v for k, v in model.trained_on_.items() if k != "train_sha256"},
                                      importance=importance(model)[:15]))
 
@@ -125,6 +135,8 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", metavar="VARIANT:SEED", help="runs in this order (instead of variants x seeds)")
     p.add_argument("--params", default="{}", help="JSON of extra boost params for every run")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dev-share", type=float, default=1.0,
+                   help="train the booster on this random share of the dev posts (a learning curve; give each share its --bench)")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--out", type=Path, default=Path("runs/boost/models"), help="where seed-0 boost models are saved")
     p.add_argument("--report", action="store_true", help="print the Markdown table of --results and exit")
