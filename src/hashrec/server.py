@@ -393,9 +393,13 @@ class _Handed(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
         super().__init__(config)
         self.channel = channel
+        self._connecting: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])
+        # the protocol uvicorn's own listener makes (uvicorn.Server.startup)
+        self._protocol = partial(self.config.http_protocol_class, config=self.config, server_state=self.server_state,
+                                 app_state=self.lifespan.state)
         self.channel.setblocking(False)
         asyncio.get_running_loop().add_reader(self.channel, self._take)
 
@@ -410,10 +414,15 @@ class _Handed(uvicorn.Server):
             loop.remove_reader(self.channel)
             self.should_exit = True
             return
-        for fd in fds:  # the same protocol uvicorn's own listener would make (uvicorn.Server.startup)
-            protocol = partial(self.config.http_protocol_class, config=self.config, server_state=self.server_state,
-                               app_state=self.lifespan.state)
-            loop.create_task(loop.connect_accepted_socket(protocol, socket.socket(fileno=fd)))
+        for fd in fds:
+            task = loop.create_task(loop.connect_accepted_socket(self._protocol, socket.socket(fileno=fd)))
+            self._connecting.add(task)
+            task.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Task) -> None:
+        self._connecting.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # e.g. the client left at once
+            log.warning("a connection could not be served: %r", task.exception())
 
 
 def _worker(model: str, channel: socket.socket, access_log: bool, limits: dict[str, int]) -> None:
