@@ -14,6 +14,7 @@ server latency.
 
     .venv/bin/python benchmarks/load_serve.py --model runs/nb --data ../shared/benchmarks/weibo
     .venv/bin/python benchmarks/load_serve.py --model runs/acnn --clients 1 32 --workers 2 --json
+    .venv/bin/python benchmarks/load_serve.py --model runs/acnn --clients 32 --workers 2 --rounds 20
 """
 from __future__ import annotations
 
@@ -149,6 +150,10 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000, help="answers per round at most")
     p.add_argument("--seconds", type=float, default=30, help="length of a round at most")
     p.add_argument("--warmup", type=int, default=100, help="requests sent before measuring")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="rounds per client count, on the same server; with more than one, a line on how "
+                        "many met --target-ms (a noisy machine moves p99 from round to round)")
+    p.add_argument("--target-ms", type=float, default=20.0, help="the p99 target that --rounds counts")
     p.add_argument("--workers", type=int, default=1, help="server processes")
     p.add_argument("--json", action="store_true", help="one JSON object per round")
     p.add_argument("--port", type=int, help="load a server already running on 127.0.0.1:PORT instead")
@@ -173,9 +178,20 @@ def main() -> None:
 def run(a: argparse.Namespace, requests: list[bytes], port: int, pid: int | None) -> None:
     asyncio.run(load_round(port, requests, 4, a.warmup, a.seconds, pid))
     for clients in a.clients:
-        row = asyncio.run(load_round(port, requests, clients, a.requests, a.seconds, pid))
-        row = {"model": a.model.name, "workers": a.workers, **row}
-        print(json.dumps(row) if a.json else "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+        p99s = []
+        for _ in range(a.rounds):
+            row = asyncio.run(load_round(port, requests, clients, a.requests, a.seconds, pid))
+            row = {"model": a.model.name, "workers": a.workers, **row}
+            print(json.dumps(row) if a.json else "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+            p99s.append(row["p99_ms"])
+        if a.rounds > 1:
+            print(summary(clients, p99s, a.target_ms), flush=True)
+
+
+def summary(clients: int, p99s: list[float], target_ms: float) -> str:
+    """One line on the rounds of a client count: how often p99 met the target, and its spread."""
+    return (f"clients {clients}: p99 <= {target_ms:g} ms in {sum(p <= target_ms for p in p99s)} of {len(p99s)} "
+            f"rounds; p99 min {min(p99s):.2f}, median {float(np.median(p99s)):.2f}, max {max(p99s):.2f} ms")
 
 
 if __name__ == "__main__":
