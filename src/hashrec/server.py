@@ -447,6 +447,9 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
         app = create_app(model, **limits)  # torch's own thread count: the second core is the model's
         uvicorn.run(app, host=host, port=port, access_log=access_log)
         return
+    if not hasattr(socket, "send_fds"):
+        raise HashrecError("--workers above 1 hands connections over Unix sockets, which this system "
+                           "lacks; run one worker")
     api.load(model)  # a bad model directory fails here, with its message, not in every worker
     listener = _listener(host, port)  # so does a port taken by another program
     spawn = multiprocessing.get_context("spawn")
