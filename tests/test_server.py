@@ -29,7 +29,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from hashrec import api
 from hashrec.cli import main
 from hashrec.models import MODELS, create
-from hashrec.server import FastRecommend, create_app, running
+from hashrec.errors import HashrecError
+from hashrec.server import FastRecommend, create_app, running, serve
 from hashrec.tokens import tokenize
 
 MODEL = "nb" if "nb" in MODELS else "popularity"  # nb reads the text; popularity is the fallback
@@ -319,6 +320,12 @@ def test_hashrec_serve_command_serves_a_saved_model_on_loopback(model, tmp_path,
 def _sockets(pid: int) -> int:
     """How many sockets process `pid` has open."""
     return sum(os.readlink(fd).startswith("socket:") for fd in Path(f"/proc/{pid}/fd").iterdir())
+
+
+def test_workers_on_a_system_without_fd_passing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delattr(socket, "send_fds")
+    with pytest.raises(HashrecError, match="run one worker"):
+        serve(tmp_path / "never-read", workers=2)
 
 
 def test_hashrec_serve_refuses_a_missing_model(tmp_path, capsys):
