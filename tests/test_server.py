@@ -7,6 +7,7 @@ declares its length, and `explain` on a model without attention is 422 naming th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -300,14 +301,17 @@ def test_hashrec_serve_command_serves_a_saved_model_on_loopback(model, tmp_path,
         assert workers == 1 or len(children) > workers  # the workers and multiprocessing's resource tracker
         pids = children if workers > 1 else [server.pid]
         before = {p: _sockets(p) for p in pids}
-        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) for _ in range(6)]
-        for c in clients:  # six open connections: the workers hold them three and three
-            r = c.post("/recommend", json={"text": "武汉加油", "k": 2})
-            assert r.status_code == 200 and len(r.json()["hashtags"]) == 2
-        held = sorted(_sockets(p) - before[p] for p in pids)
+        with contextlib.ExitStack() as stack:
+            clients = [stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
+                       for _ in range(6)]
+            for c in clients:  # six open connections: the workers hold them three and three
+                r = c.post("/recommend", json={"text": "武汉加油", "k": 2})
+                assert r.status_code == 200 and len(r.json()["hashtags"]) == 2
+            held = sorted(_sockets(p) - before[p] for p in pids)
         assert held[-workers:] == [6 // workers] * workers, held
-        for c in clients:
-            c.close()
+        if workers > 1:  # the port is this server's alone: a second one is refused, not let in to share it
+            with pytest.raises(HashrecError, match="choose another --port"):
+                serve(tmp_path / "m", port=port, workers=2)
     finally:
         server.terminate()  # SIGTERM: every worker stops with the server
         server.wait(timeout=30)

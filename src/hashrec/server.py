@@ -440,7 +440,7 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
     SCM_RIGHTS), so each worker holds an equal share. Letting the kernel choose balances them
     worse: uvicorn's own workers share one socket, and the first awake took most of a burst of
     connections (26, 30 of 32); one socket per worker (SO_REUSEPORT) spreads them by a hash of
-    the address, 12/20 as often as 16/16 (docs/PERFORMANCE-serve.md). SIGTERM or Ctrl+C stops
+    the address (17/15, 17/15, 15/17, 12/20 in four runs; docs/PERFORMANCE-serve.md). SIGTERM or Ctrl+C stops
     them all; if one dies, the others are stopped and serve() raises.
     """
     if workers == 1:
