@@ -29,3 +29,16 @@ def small_split(tmp_path_factory, weibo_sample) -> Path:
     for part, n in (("train", 2000), ("dev", 300), ("test", 300)):
         write_jsonl(out / f"{part}.jsonl.gz", weibo_sample[part][:n])
     return out
+
+
+TINY_ACNN = dict(dim=16, n_maps=16, local_dim=16, hidden=32, batch_size=50, lr=3e-3, epochs=1, embeddings="random")
+
+
+@pytest.fixture(scope="session")
+def base_dir(small_split, tmp_path_factory) -> Path:
+    """A tiny acnn trained on small_split's train posts: the base of boost and hknn in the tests."""
+    from hashrec import api
+
+    out = tmp_path_factory.mktemp("base") / "acnn"
+    api.train("acnn", small_split, out, params=TINY_ACNN)
+    return out

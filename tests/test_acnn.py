@@ -301,6 +301,8 @@ def test_represent_gives_the_scores_and_h(trained):
     assert p.shape == (3, len(model.labels_)) and h.shape == (3, TINY["hidden"])
     np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)  # labels outside the softmax score 0
     np.testing.assert_array_equal(p, model._scores(docs))
+    more = docs + [["钟南山", "说", "疫情", "拐点", "还", "没有", "到来"]] * 2  # hidden sorts by length
+    np.testing.assert_allclose(model.hidden(more), model.represent(more)[1], atol=1e-6)
 
 
 def test_top_k_on_the_logits_equals_the_softmax_ranking(trained, weibo_sample):

@@ -19,16 +19,7 @@ from hashrec.models import create
 from hashrec.models.base import Recommender
 from hashrec.ranking import Boost, importance, lexical_features, model_sha256, plot_importance
 
-TINY_ACNN = dict(dim=16, n_maps=16, local_dim=16, hidden=32, batch_size=50, lr=3e-3, epochs=1,
-                 embeddings="random")
 QUICK = dict(n_estimators=20, early_stopping=5, n_candidates=20, rep_dims=4)
-
-
-@pytest.fixture(scope="module")
-def base_dir(small_split, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("base") / "acnn"
-    api.train("acnn", small_split, out, params=TINY_ACNN)
-    return out
 
 
 @pytest.fixture(scope="module")

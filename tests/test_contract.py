@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hashrec.errors import ConfigError, NotFittedError
-from hashrec.models import MODELS, create
+from hashrec.models import MODELS, STACKED, create
 from hashrec.models.base import Recommender
 
 _TINY_ACNN = dict(dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1, embeddings="random")
@@ -20,18 +20,20 @@ FAST.update({"topicwa": dict(n_topics=10, iterations=10, burn_in=5, em_iteration
 TEXTS = ["钟南山说疫情拐点还没有到来", "武汉加油，致敬医护人员", "", "😀😀", "hello world #tag"]
 
 
-@pytest.fixture(scope="module", params=[m for m in MODELS if m != "boost"])
+@pytest.fixture(scope="module", params=[m for m in MODELS if m != "boost"])  # boost: test_boost.py
 def fitted(request, weibo_sample) -> Recommender:
-    model = create(request.param, **FAST.get(request.param, {}))
+    # hknn's base (conftest) learned from the same 2,000 posts, as hknn requires
+    base = {"base": str(request.getfixturevalue("base_dir"))} if request.param in STACKED else {}
+    model = create(request.param, **FAST.get(request.param, {}), **base)
     assert model.fit(weibo_sample["train"][:2000], weibo_sample["dev"][:300]) is model
     return model
 
 
 def test_recommend_before_fit_raises():
     for name in MODELS:
-        if name != "boost":
-            with pytest.raises(NotFittedError, match="not fitted yet"):
-                create(name, **FAST.get(name, {})).recommend(["x"])
+        base = {"base": "runs/any"} if name in STACKED else {}
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            create(name, **FAST.get(name, {}), **base).recommend(["x"])
 
 
 def test_k_honoured_and_scores_sorted(fitted):

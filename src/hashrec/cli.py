@@ -16,7 +16,7 @@ from hashrec.config import parse_overrides, read_preset
 from hashrec.data import format_stats, read_user_file, split_stats
 from hashrec.errors import HashrecError
 from hashrec.metrics import format_table
-from hashrec.models import MODELS
+from hashrec.models import MODELS, STACKED
 
 Command = Callable[[argparse.Namespace], None]
 
@@ -118,7 +118,7 @@ def _cmd_compare(a: argparse.Namespace) -> None:
     from hashrec.compare import compare
 
     models = [m.strip() for m in a.models.split(",") if m.strip()] if a.models else \
-        [m for m in MODELS if m != "boost"]
+        [m for m in MODELS if m not in STACKED]
     compare(a.data, models, a.out, overrides=parse_overrides(a.set), reuse=a.reuse,
             log=lambda line: print(line, flush=True))
     print(f"wrote {a.out}/table.md, scores.csv, f1_at_k.png")
@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", type=Path, help='JSON file of hyperparameters, e.g. {"epochs": 4, "lr": 0.005}; --set overrides it')
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyperparameter, e.g. --set delta=0.7 --set 'windows=(1,2)'")
-    tr.add_argument("--base", type=Path, help="boost: the trained model whose candidates it re-ranks")
+    tr.add_argument("--base", type=Path, help="boost: the trained model whose candidates it re-ranks; hknn: the trained network "
+                    "(acnn, cnn, attention) whose h it compares posts by")
     tr.add_argument("--scorer", type=Path, action="append", default=[],
                     help="boost: a trained model whose scores become features (repeatable)")
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.ckpt/")
@@ -237,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the others continue.")
     cp.add_argument("--data", type=Path, required=True, help="split directory (train, dev, test)")
     cp.add_argument("--models", help="comma-separated, e.g. nb,lda,ibm1,knn,fasttext,acnn (default: all "
-                    "registered except boost): " + ", ".join(MODELS))
+                    "registered except " + " and ".join(STACKED) + ", which need --base): " + ", ".join(MODELS))
     cp.add_argument("--out", type=Path, required=True, help="folder for the report and the models")
     cp.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
                     help="override one model's hyperparameter, e.g. --set nb.alpha=0.5")

@@ -52,8 +52,8 @@ from hashrec.config import check
 from hashrec.data import Post
 from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, check_posts, fingerprint,
-                                 top_k)
-from hashrec.store import MODEL_JSON, WEIGHTS, atomic_open
+                                 model_sha256, top_k)
+from hashrec.store import atomic_open
 from hashrec.tokens import CJK, cache_dir, tokenize_many
 
 FEATURE_GROUPS = ("base", "label", "post", "lexical", "scorers", "rep")
@@ -99,22 +99,6 @@ class BoostConfig:
 
 
 # ---------------------------------------------------------------------------- feature helpers
-
-
-def model_sha256(path: str | Path) -> str:
-    """SHA-256 of a saved model's model.json: its config and its weights' checksum together.
-
-    The weights alone do not name a model: NB stores counts and applies its smoothing alpha when
-    scoring, so two NB models of different alpha have the same weights file (a cache keyed by the
-    weights served one's top lists for the other).
-    """
-    try:
-        text = (Path(path) / MODEL_JSON).read_bytes()
-        json.loads(text)["sha256"][WEIGHTS]  # a model.json that records its weights' checksum, or the error below
-        return hashlib.sha256(text).hexdigest()
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ModelFileError(f"{path}: not a readable hashrec model directory; boost references its "
-                             "base and scorers by path, train or copy them there first") from None
 
 
 def docs_key(prefix: str, docs: Docs) -> str:

@@ -18,12 +18,15 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "topicwa": ("hashrec.models.translation:TopicWA", {}),
     "ttm": ("hashrec.models.translation:TTM", {}),
     "knn": ("hashrec.models.knn:KNN", {}),
+    "hknn": ("hashrec.models.knn:NetworkKNN", {}),
     "fasttext": ("hashrec.models.fasttext_model:FastText", {}),
     "cnn": ("hashrec.models.acnn:ACNN", {"channels": ("global",)}),
     "attention": ("hashrec.models.acnn:ACNN", {"channels": ("local",)}),
     "acnn": ("hashrec.models.acnn:ACNN", {"channels": ("global", "local")}),
     "boost": ("hashrec.ranking:Boost", {}),
 }
+# built on a trained model (--base), so `compare` does not train them from scratch
+STACKED = ("hknn", "boost")
 
 
 def model_class(name: str) -> type:

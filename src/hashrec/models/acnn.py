@@ -611,6 +611,15 @@ class ACNN(Recommender):
         p = np.concatenate(ps)
         return np.pad(p, ((0, 0), (0, len(self.labels_) - p.shape[1]))), np.concatenate(hs)
 
+    def hidden(self, docs: Docs) -> np.ndarray:
+        """h alone (n, hidden), float32: the network as a feature extractor (hknn's space), without
+        represent's (n, n_labels) probabilities (weibo's 100k training posts: 7.6 GB of them)."""
+        out = np.empty((len(docs), self.net_.combine.out_features), dtype=np.float32)
+        with torch.inference_mode():
+            for pos, x in self._batches(docs, by_length=True):
+                out[pos] = self.net_.features(x).float().cpu().numpy()
+        return out
+
     def _scores(self, docs: Docs) -> np.ndarray:
         return self.represent(docs)[0]
 

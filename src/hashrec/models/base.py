@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -20,7 +21,7 @@ from hashrec.config import make_config
 from hashrec.data import Post
 from hashrec.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from hashrec.metrics import Scores, evaluate_ranked
-from hashrec.store import load_model_dir, save_model_dir
+from hashrec.store import MODEL_JSON, WEIGHTS, load_model_dir, save_model_dir
 from hashrec.tokens import tokenize_many
 
 Docs = list[list[str]]
@@ -58,6 +59,22 @@ def fingerprint(texts: Sequence[str]) -> str:
     """
     digests = sorted(hashlib.sha256(t.encode("utf-8", "surrogatepass")).digest() for t in texts)
     return hashlib.sha256(b"".join(digests)).hexdigest()
+
+
+def model_sha256(path: str | Path) -> str:
+    """SHA-256 of a saved model's model.json: its config and its weights' checksum together.
+
+    The weights alone do not name a model: NB stores counts and applies its smoothing alpha when
+    scoring, so two NB models of different alpha have the same weights file (a cache keyed by the
+    weights served one's top lists for the other).
+    """
+    try:
+        text = (Path(path) / MODEL_JSON).read_bytes()
+        json.loads(text)["sha256"][WEIGHTS]  # a model.json that records its weights' checksum, or the error below
+        return hashlib.sha256(text).hexdigest()
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ModelFileError(f"{path}: not a readable hashrec model directory; boost and hknn reference "
+                             "their base (and scorers) by path, train or copy them there first") from None
 
 
 def check_texts(texts: str | Sequence[str]) -> list[str]:
