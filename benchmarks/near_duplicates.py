@@ -17,17 +17,13 @@ import numpy as np
 from hashrec.data import load_split
 from hashrec.metrics import evaluate_ranked
 from hashrec.models.base import Recommender
-from hashrec.models.bow import count_matrix, tfidf
-from hashrec.models.knn import BLOCK
 from hashrec.tokens import tokenize_many
 
 EDGES = (0.0, 0.5, 0.8, 0.95, 1.0 + 1e-9)
 
 
 def nearest_cosine(knn: Recommender, docs: list[list[str]]) -> np.ndarray:
-    Q = tfidf(count_matrix(docs, knn.vocab_), knn.idf_)
-    return np.concatenate([(Q[i:i + BLOCK] @ knn.train_t_).max(axis=1).toarray().ravel()
-                           for i in range(0, Q.shape[0], BLOCK)])
+    return np.concatenate([sim.max(axis=1) for sim in knn.words_.cosines(docs)])
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """hknn: k nearest neighbours by a trained network's h, on the real 2,000-post Weibo slice.
 
-What must hold: the scores are the neighbours' cosines as the docstring's formula says, the
-memory is the base's own training posts (other posts, or a base without h, are refused), a
-replaced base is refused on load, and boost takes hknn as a scorer. The contract suite
+What must hold: the scores are the neighbours' cosines as the docstring's formula says, with
+several views the similarity is their mean, the memory is the bases' own training posts (other
+posts, or a base without h, are refused), a replaced base is refused on load, and boost takes
+hknn as a scorer. The contract suite
 (test_contract.py) covers k, scores' order and the save/load round trip. Whether hknn beats
 TF-IDF kNN is measured in docs/results/boost.md, not asserted here.
 """
@@ -20,6 +21,8 @@ from hashrec.models import create
 from hashrec.models.base import Recommender
 from hashrec.tokens import tokenize_many
 
+from conftest import TINY_ACNN
+
 
 @pytest.fixture(scope="module")
 def posts(small_split) -> dict:
@@ -28,15 +31,18 @@ def posts(small_split) -> dict:
 
 @pytest.fixture(scope="module")
 def hknn(base_dir, posts):
-    return create("hknn", base=str(base_dir), k=5, power=3.0).fit(posts["train"])
+    return create("hknn", base=str(base_dir), words=False, k=5, power=3.0).fit(posts["train"])
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def test_scores_are_the_nearest_posts_cosines_to_the_power(hknn, base_dir, posts):
     base = Recommender.load(base_dir)
     train_h = base.hidden(tokenize_many([p.text for p in posts["train"]]))
     docs = tokenize_many([p.text for p in posts["test"][:20]])
-    query_h = base.hidden(docs)
-    cos = (query_h @ train_h.T) / np.outer(np.linalg.norm(query_h, axis=1), np.linalg.norm(train_h, axis=1))
+    cos = unit(base.hidden(docs)) @ unit(train_h).T
     got = hknn._scores(docs)
     for i, row in enumerate(cos):
         want = np.zeros(len(hknn.labels_))
@@ -46,9 +52,26 @@ def test_scores_are_the_nearest_posts_cosines_to_the_power(hknn, base_dir, posts
         np.testing.assert_allclose(got[i], want, atol=1e-5)  # + popularity's tie-breaking 1e-9 x P(t)
 
 
+def test_with_several_views_the_similarity_is_their_mean(base_dir, small_split, posts, tmp_path):
+    api.train("attention", small_split, tmp_path / "attention", params=dict(TINY_ACNN, seed=1))
+    bases = [Recommender.load(base_dir), Recommender.load(tmp_path / "attention")]
+    model = create("hknn", base=(str(base_dir), str(tmp_path / "attention"))).fit(posts["train"])
+    train_docs = tokenize_many([p.text for p in posts["train"]])
+    docs = tokenize_many([p.text for p in posts["test"][:20]])
+    views = [unit(net.hidden(docs)) @ unit(net.hidden(train_docs)).T for net in bases]
+    views.append(next(create("knn").fit(posts["train"]).words_.cosines(docs)))
+    np.testing.assert_allclose(next(model.similarities(docs)), sum(views) / 3, atol=1e-5)
+    model.save(tmp_path / "hknn")
+    again = Recommender.load(tmp_path / "hknn")
+    texts = [p.text for p in posts["test"][:50]]
+    assert again.recommend(texts, k=5) == model.recommend(texts, k=5)
+
+
 def test_memory_must_be_the_bases_training_posts(base_dir, posts):
     with pytest.raises(ConfigError, match="not trained on these posts"):
         create("hknn", base=str(base_dir)).fit(posts["train"][:-1])
+    with pytest.raises(ConfigError, match="needs base=MODEL_DIR"):
+        create("hknn", base=(str(base_dir), ""))
 
 
 def test_base_must_be_a_network(small_split, posts, tmp_path):

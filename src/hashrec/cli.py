@@ -31,8 +31,8 @@ def _cmd_prepare(a: argparse.Namespace) -> None:
 
 def _cmd_train(a: argparse.Namespace) -> None:
     params = {**(read_preset(a.config) if a.config else {}), **parse_overrides(a.set)}
-    if a.base:
-        params["base"] = str(a.base)
+    if a.base:  # several: hknn's views (boost's config refuses more than one)
+        params["base"] = str(a.base[0]) if len(a.base) == 1 else tuple(str(b) for b in a.base)
     if a.scorer:
         params["scorers"] = tuple(str(s) for s in a.scorer)
     model = api.train(a.model, a.data, a.out, params=params, resume=a.resume)
@@ -180,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", type=Path, help='JSON file of hyperparameters, e.g. {"epochs": 4, "lr": 0.005}; --set overrides it')
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyperparameter, e.g. --set delta=0.7 --set 'windows=(1,2)'")
-    tr.add_argument("--base", type=Path, help="boost: the trained model whose candidates it re-ranks; hknn: the trained network "
-                    "(acnn, cnn, attention) whose h it compares posts by")
+    tr.add_argument("--base", type=Path, action="append", default=[],
+                    help="boost: the trained model whose candidates it re-ranks; hknn: a trained network (acnn, "
+                    "cnn, attention) whose h it compares posts by (repeatable: the views' cosines are averaged)")
     tr.add_argument("--scorer", type=Path, action="append", default=[],
                     help="boost: a trained model whose scores become features (repeatable)")
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.ckpt/")

@@ -2,13 +2,14 @@
 
 `knn` compares posts by TF-IDF: a practical anchor beside the paper's baselines (not in Table 1).
 On crawls with many near-duplicate posts (weibo-covid19, see ../shared/benchmarks/README.md) it
-is a strong and honest yardstick. `hknn` compares them by a trained network's combined layer h:
-the talk's "network as feature extractor" (PAPER.md §5) with the simplest learner on its features.
+is a strong and honest yardstick. `hknn` compares them by trained networks' combined layer h (and
+by default TF-IDF too): the talk's "network as feature extractor" (PAPER.md §5) with the simplest
+learner on its features.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,7 +19,7 @@ from hashrec.data import Post
 from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models.base import Dev, Docs, Recommender, Tags, check_posts, fingerprint, model_sha256
 from hashrec.models.bow import (break_ties_by_popularity, count_matrix, inverse_document_frequency, label_matrix,
-                                sparse_from_arrays, sparse_to_arrays, tfidf, training_matrices)
+                                sparse_from_arrays, sparse_to_arrays, tfidf)
 from hashrec.tokens import Vocab
 
 BLOCK = 128  # query posts per dense (BLOCK, n_train) similarity block: 128 x 100k float64 = 100 MB
@@ -40,6 +41,35 @@ def vote(sim: np.ndarray, k: int, power: float, train_tags: sp.csr_matrix) -> np
     rows = np.repeat(np.arange(len(sim)), k)
     W = sp.csr_matrix((votes.ravel(), (rows, idx.ravel())), shape=sim.shape)
     return (W @ train_tags).toarray()
+
+
+class Words:
+    """The training posts' unit TF-IDF vectors: knn's space, one of hknn's."""
+
+    def __init__(self, vocab: Vocab, idf: np.ndarray, train: sp.csr_matrix) -> None:
+        self.vocab, self.idf, self.train = vocab, idf, train
+        self.train_t = sp.csr_matrix(train.T)  # (n_words, n_train), transposed once, not per batch
+
+    @classmethod
+    def fit(cls, docs: Docs, min_count: int = 1) -> "Words":
+        vocab = Vocab.build(docs, min_count=min_count)
+        X = count_matrix(docs, vocab)
+        idf = inverse_document_frequency(X)
+        return cls(vocab, idf, tfidf(X, idf))
+
+    def cosines(self, docs: Docs) -> Iterator[np.ndarray]:
+        """(B, n_train) cosines to every training post, for BLOCK posts at a time."""
+        Q = tfidf(count_matrix(docs, self.vocab), self.idf)
+        for start in range(0, Q.shape[0], BLOCK):
+            yield (Q[start:start + BLOCK] @ self.train_t).toarray()
+
+    def state(self, prefix: str = "") -> tuple[dict[str, np.ndarray], list[str]]:
+        """Arrays for safetensors and the vocabulary for model.json."""
+        return {f"{prefix}idf": self.idf, **sparse_to_arrays(f"{prefix}train", self.train)}, self.vocab.itos
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], vocab: list[str], prefix: str = "") -> "Words":
+        return cls(Vocab(list(vocab)), arrays[f"{prefix}idf"], sparse_from_arrays(f"{prefix}train", arrays))
 
 
 @dataclass(frozen=True)
@@ -68,58 +98,57 @@ class KNN(Recommender):
     Config = KNNConfig
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
-        self.vocab_, X, self.train_tags_ = training_matrices(docs, self.label_ids(tags), len(self.labels_),
-                                                             self.config.min_count)
-        self.idf_ = inverse_document_frequency(X)
-        self.train_ = tfidf(X, self.idf_)
-        self.train_t_ = sp.csr_matrix(self.train_.T)  # (n_words, n_train), transposed once, not per batch
+        self.words_ = Words.fit(docs, self.config.min_count)
+        self.train_tags_ = label_matrix(self.label_ids(tags), len(self.labels_))
 
     def _scores(self, docs: Docs) -> np.ndarray:
-        Q = tfidf(count_matrix(docs, self.vocab_), self.idf_)
-        out = [vote((Q[start:start + BLOCK] @ self.train_t_).toarray(), self.config.k, self.config.power,
-                    self.train_tags_) for start in range(0, Q.shape[0], BLOCK)]
+        out = [vote(sim, self.config.k, self.config.power, self.train_tags_) for sim in self.words_.cosines(docs)]
         return break_ties_by_popularity(np.vstack(out), self.label_counts_)
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return ({"idf": self.idf_, **sparse_to_arrays("train", self.train_),
-                 **sparse_to_arrays("train_tags", self.train_tags_)}, {"vocab": self.vocab_.itos})
+        arrays, vocab = self.words_.state()
+        return {**arrays, **sparse_to_arrays("train_tags", self.train_tags_)}, {"vocab": vocab}
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
-        self.vocab_ = Vocab(list(state["vocab"]))
-        self.idf_ = arrays["idf"]
-        self.train_ = sparse_from_arrays("train", arrays)
-        self.train_t_ = sp.csr_matrix(self.train_.T)
+        self.words_ = Words.from_state(arrays, state["vocab"])
         self.train_tags_ = sparse_from_arrays("train_tags", arrays)
 
 
 @dataclass(frozen=True)
 class NetworkKNNConfig:
-    """base: model directory of a network (acnn, cnn, attention) trained on the same posts; its
-    combined layer h places the posts. k, power: as knn's (defaults chosen on weibo's dev posts,
-    docs/results/boost.md)."""
+    """base: model directory of a network (acnn, cnn, attention) trained on the same posts, or a
+    tuple of several. words: TF-IDF's cosine is one more view. The similarity of two posts is the
+    mean of the views' cosines. k, power: as knn's. Defaults chosen on weibo's dev posts
+    (docs/results/boost.md)."""
 
-    base: str = ""
+    base: str | tuple[str, ...] = ""
+    words: bool = True
     k: int = 20
     power: float = 8.0
 
     def __post_init__(self) -> None:
-        check(bool(self.base), "hknn needs base=MODEL_DIR, a network trained on the same posts "
-              "(hashrec train --model hknn --base runs/acnn --data DIR)")
+        check(bool(self.base) and all(self.bases), "hknn needs base=MODEL_DIR, a network trained on the same "
+              "posts (hashrec train --model hknn --base runs/acnn --data DIR; --base again for more)")
         check(self.k >= 1, f"hknn: k must be >= 1 (neighbours), got {self.k}")
         check(self.power >= 0, f"hknn: power must be >= 0, got {self.power}")
 
+    @property
+    def bases(self) -> tuple[str, ...]:
+        return (self.base,) if isinstance(self.base, str) else self.base
+
 
 class NetworkKNN(Recommender):
-    """k nearest neighbours by the network's h, the combined layer that feeds the softmax (Eq. 9).
+    """k nearest neighbours by the networks' h, the combined layer that feeds the softmax (Eq. 9).
 
-    Score: s(t|d) = sum_{j in N_k(d)} max(cos(h_d, h_j), 0)^power [t in tags(j)] over the base's
-    own training posts. Not in the paper: the network's softmax generalises over hashtags, the
+    Score: s(t|d) = sum_{j in N_k(d)} max(sim(d, j), 0)^power [t in tags(j)] over the bases' own
+    training posts, sim the mean of cos(h_d, h_j) over the base networks and, with `words`, of
+    the TF-IDF cosine. Not in the paper: the network's softmax generalises over hashtags, the
     neighbours remember single posts (weibo's near-copies, where TF-IDF kNN beats the network,
-    docs/results/acnn.md); h compares posts by what the network learned matters for hashtags.
+    docs/results/acnn.md); h compares posts by what a network learned matters for hashtags.
 
-    The memory is exactly the base's training posts (checked by their fingerprint, as boost does):
-    a post the network learned from has an overfitted h, and boost, which checks each scorer's
-    training posts, can then trust that the network never saw its dev posts either.
+    The memory is exactly each base's training posts (checked by their fingerprint, as boost does):
+    a post a network learned from has an overfitted h, and boost, which checks each scorer's
+    training posts, can then trust that no network under hknn saw its dev posts either.
     """
 
     name = "hknn"
@@ -127,41 +156,59 @@ class NetworkKNN(Recommender):
 
     def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "NetworkKNN":
         train = check_posts(train, "hknn.fit(train)")
-        self._load_base()
-        if self.base_.trained_on_.get("train_sha256") != fingerprint([p.text for p in train]):
-            raise ConfigError(f"hknn: {self.config.base} was not trained on these posts; its memory must be "
-                              "the network's own training split (train hknn on the --data its base was trained on)")
+        self._load_bases()
+        digest = fingerprint([p.text for p in train])
+        for path, net in zip(self.config.bases, self.bases_):
+            if net.trained_on_.get("train_sha256") != digest:
+                raise ConfigError(f"hknn: {path} was not trained on these posts; its memory must be the "
+                                  "network's own training split (train hknn on the --data its base was trained on)")
         return super().fit(train, dev)
 
-    def _load_base(self) -> None:
-        self.base_ = Recommender.load(self.config.base)
-        if not hasattr(self.base_, "hidden"):
-            raise ConfigError(f"hknn: {self.config.base} is a {self.base_.name} model; its base must be a "
-                              "network with a combined layer h (acnn, cnn, attention)")
-        self.base_sha256_ = model_sha256(self.config.base)
+    def _load_bases(self) -> None:
+        self.bases_ = [Recommender.load(path) for path in self.config.bases]
+        for path, net in zip(self.config.bases, self.bases_):
+            if not hasattr(net, "hidden"):
+                raise ConfigError(f"hknn: {path} is a {net.name} model; its base must be a network with a "
+                                  "combined layer h (acnn, cnn, attention)")
+        self.base_sha256_ = [model_sha256(path) for path in self.config.bases]
 
-    def _h(self, docs: Docs) -> np.ndarray:
-        h = self.base_.hidden(docs)
-        return h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+    def _h(self, docs: Docs) -> list[np.ndarray]:
+        """Each base's h of the posts, rows scaled to unit length."""
+        hs = [net.hidden(docs) for net in self.bases_]
+        return [h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12) for h in hs]
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
-        self.memory_ = self._h(docs)  # (n_train, hidden) unit rows
+        self.memory_ = self._h(docs)  # per base: (n_train, hidden) unit rows
+        self.words_ = Words.fit(docs) if self.config.words else None
         self.train_tags_ = label_matrix(self.label_ids(tags), len(self.labels_))
 
+    def similarities(self, docs: Docs) -> Iterator[np.ndarray]:
+        """(B, n_train) similarities to every training post, for BLOCK posts at a time."""
+        hs = self._h(docs)
+        words = self.words_.cosines(docs) if self.words_ else None
+        for start in range(0, len(docs), BLOCK):
+            views = [h[start:start + BLOCK] @ m.T for h, m in zip(hs, self.memory_)]
+            views += [next(words)] if words else []
+            yield sum(views) / len(views)
+
     def _scores(self, docs: Docs) -> np.ndarray:
-        q = self._h(docs)
-        out = [vote(q[start:start + BLOCK] @ self.memory_.T, self.config.k, self.config.power, self.train_tags_)
-               for start in range(0, len(q), BLOCK)]
+        out = [vote(sim, self.config.k, self.config.power, self.train_tags_) for sim in self.similarities(docs)]
         return break_ties_by_popularity(np.vstack(out), self.label_counts_)
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return ({"memory": self.memory_, **sparse_to_arrays("train_tags", self.train_tags_)},
-                {"base_sha256": self.base_sha256_})
+        arrays = {f"memory{i}": m for i, m in enumerate(self.memory_)}
+        state: dict[str, Any] = {"base_sha256": self.base_sha256_}
+        if self.words_:
+            words, state["vocab"] = self.words_.state("words.")
+            arrays.update(words)
+        return {**arrays, **sparse_to_arrays("train_tags", self.train_tags_)}, state
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
-        self._load_base()
-        if self.base_sha256_ != state["base_sha256"]:
-            raise ModelFileError(f"hknn: its base {self.config.base} was retrained or replaced since hknn was "
-                                 "trained (its model.json checksum differs); retrain hknn on the current base")
-        self.memory_ = arrays["memory"]
+        self._load_bases()
+        if self.base_sha256_ != list(state["base_sha256"]):
+            raise ModelFileError(f"hknn: a base ({', '.join(self.config.bases)}) was retrained or replaced "
+                                 "since hknn was trained (its model.json checksum differs); retrain hknn on the "
+                                 "current bases")
+        self.memory_ = [arrays[f"memory{i}"] for i in range(len(self.bases_))]
+        self.words_ = Words.from_state(arrays, state["vocab"], "words.") if self.config.words else None
         self.train_tags_ = sparse_from_arrays("train_tags", arrays)
