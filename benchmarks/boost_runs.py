@@ -41,6 +41,7 @@ VARIANTS: dict[str, dict] = {
     "top20": {"n_candidates": 20},
     "pool": {"from_scorers": 5},  # each scorer's top 5 join the base's candidates
     "pool100": {"n_candidates": 100, "from_scorers": 10},  # a wider pool: 100 candidates, 10 per scorer
+    "pool-no-rep": {"from_scorers": 5, "features": NO_REP},  # pool for a base without h (e.g. hknn)
 }
 
 
