@@ -127,10 +127,10 @@ class NetworkKNNConfig:
     power: float = 8.0
 
     def __post_init__(self) -> None:
-        check(bool(self.base) and all(self.bases), "hknn needs base=MODEL_DIR, a network trained on the same "
+        check(bool(self.base) and all(self.bases), "needs base=MODEL_DIR, a network trained on the same "
               "posts (hashrec train --model hknn --base runs/acnn --data DIR; --base again for more)")
-        check(self.k >= 1, f"hknn: k must be >= 1 (neighbours), got {self.k}")
-        check(self.power >= 0, f"hknn: power must be >= 0, got {self.power}")
+        check(self.k >= 1, f"k must be >= 1 (neighbours), got {self.k}")
+        check(self.power >= 0, f"power must be >= 0, got {self.power}")
 
     @property
     def bases(self) -> tuple[str, ...]:
@@ -138,7 +138,7 @@ class NetworkKNNConfig:
 
 
 class NetworkKNN(Recommender):
-    """k nearest neighbours by the networks' h, the combined layer that feeds the softmax (Eq. 9).
+    """k nearest neighbours by the networks' h = tanh(M [h_g ; h_l] + b), the layer that feeds the softmax.
 
     Score: s(t|d) = sum_{j in N_k(d)} max(sim(d, j), 0)^power [t in tags(j)] over the bases' own
     training posts, sim the mean of cos(h_d, h_j) over the base networks and, with `words`, of
