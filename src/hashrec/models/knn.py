@@ -160,8 +160,9 @@ class NetworkKNN(Recommender):
         digest = fingerprint([p.text for p in train])
         for path, net in zip(self.config.bases, self.bases_):
             if net.trained_on_.get("train_sha256") != digest:
-                raise ConfigError(f"hknn: {path} was not trained on these posts; its memory must be the "
-                                  "network's own training split (train hknn on the --data its base was trained on)")
+                raise ConfigError(f"hknn: {path} was not trained on these posts (or, saved by an older hashrec, "
+                                  "records no training fingerprint); its memory must be the network's own training "
+                                  "split: train hknn on the --data its base was trained on")
         return super().fit(train, dev)
 
     def _load_bases(self) -> None:
