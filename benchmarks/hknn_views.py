@@ -22,14 +22,10 @@ from hashrec.data import load_split
 from hashrec.metrics import evaluate_ranked
 from hashrec.models.base import Recommender
 from hashrec.models.bow import count_matrix, label_matrix, tfidf
-from hashrec.models.knn import BLOCK, vote
+from hashrec.models.knn import BLOCK, unit_rows, vote
 from hashrec.tokens import tokenize_many
 
 Similarity = Callable[[slice], np.ndarray]  # dev rows -> (rows, n_train) similarities
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def dev_f1(sim: Similarity, n_dev: int, k: int, power: float, train_tags, labels: list[str], gold: list) -> float:
@@ -60,7 +56,7 @@ def main() -> None:
     views: dict[str, Similarity] = {"tfidf": lambda rows: (dev_tfidf[rows] @ words.train_t).toarray()}
     for path in a.network:
         net = Recommender.load(path)
-        h_train, h_dev = unit(net.hidden(train_docs)), unit(net.hidden(dev_docs))
+        h_train, h_dev = unit_rows(net.hidden(train_docs)), unit_rows(net.hidden(dev_docs))
         views[path.name] = lambda rows, h_train=h_train, h_dev=h_dev: h_dev[rows] @ h_train.T
 
     def run(name: str, sim: Similarity, k: int, power: float) -> None:

@@ -12,8 +12,9 @@ from hashrec.errors import ConfigError, NotFittedError
 from hashrec.models import MODELS, STACKED, create
 from hashrec.models.base import Recommender
 
-_TINY_ACNN = dict(dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1, embeddings="random")
-FAST: dict[str, dict] = {"acnn": _TINY_ACNN, "cnn": _TINY_ACNN, "attention": _TINY_ACNN}
+from conftest import TINY_ACNN
+
+FAST: dict[str, dict] = {"acnn": TINY_ACNN, "cnn": TINY_ACNN, "attention": TINY_ACNN}
 FAST.update({"lda": dict(topics=20, sweeps=20), "fasttext": dict(epoch=10, threads=1, bucket=50_000)})
 FAST.update({"topicwa": dict(n_topics=10, iterations=10, burn_in=5, em_iterations=3, infer_iterations=4),
              "ttm": dict(n_topics=10, iterations=10, burn_in=5)})

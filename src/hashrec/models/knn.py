@@ -43,6 +43,11 @@ def vote(sim: np.ndarray, k: int, power: float, train_tags: sp.csr_matrix) -> np
     return (W @ train_tags).toarray()
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero): then a dot product is a cosine."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 class Words:
     """The training posts' unit TF-IDF vectors: knn's space, one of hknn's."""
 
@@ -101,8 +106,12 @@ class KNN(Recommender):
         self.words_ = Words.fit(docs, self.config.min_count)
         self.train_tags_ = label_matrix(self.label_ids(tags), len(self.labels_))
 
+    def similarities(self, docs: Docs) -> Iterator[np.ndarray]:
+        """(B, n_train) similarities to every training post, for BLOCK posts at a time."""
+        return self.words_.cosines(docs)
+
     def _scores(self, docs: Docs) -> np.ndarray:
-        out = [vote(sim, self.config.k, self.config.power, self.train_tags_) for sim in self.words_.cosines(docs)]
+        out = [vote(sim, self.config.k, self.config.power, self.train_tags_) for sim in self.similarities(docs)]
         return break_ties_by_popularity(np.vstack(out), self.label_counts_)
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -137,7 +146,7 @@ class NetworkKNNConfig:
         return (self.base,) if isinstance(self.base, str) else self.base
 
 
-class NetworkKNN(Recommender):
+class NetworkKNN(KNN):
     """k nearest neighbours by the networks' h = tanh(M [h_g ; h_l] + b), the layer that feeds the softmax.
 
     Score: s(t|d) = sum_{j in N_k(d)} max(sim(d, j), 0)^power [t in tags(j)] over the bases' own
@@ -145,6 +154,7 @@ class NetworkKNN(Recommender):
     the TF-IDF cosine. Not in the paper: the network's softmax generalises over hashtags, the
     neighbours remember single posts (weibo's near-copies, where TF-IDF kNN beats the network,
     docs/results/acnn.md); h compares posts by what a network learned matters for hashtags.
+    It is knn with other `similarities`: the vote (`KNN._scores`) is the same.
 
     The memory is exactly each base's training posts (checked by their fingerprint, as boost does):
     a post a network learned from has an overfitted h, and boost, which checks each scorer's
@@ -175,8 +185,7 @@ class NetworkKNN(Recommender):
 
     def _h(self, docs: Docs) -> list[np.ndarray]:
         """Each base's h of the posts, rows scaled to unit length."""
-        hs = [net.hidden(docs) for net in self.bases_]
-        return [h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12) for h in hs]
+        return [unit_rows(net.hidden(docs)) for net in self.bases_]
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
         self.memory_ = self._h(docs)  # per base: (n_train, hidden) unit rows
@@ -184,17 +193,13 @@ class NetworkKNN(Recommender):
         self.train_tags_ = label_matrix(self.label_ids(tags), len(self.labels_))
 
     def similarities(self, docs: Docs) -> Iterator[np.ndarray]:
-        """(B, n_train) similarities to every training post, for BLOCK posts at a time."""
+        """(B, n_train) means of the views' cosines to every training post, for BLOCK posts at a time."""
         hs = self._h(docs)
         words = self.words_.cosines(docs) if self.words_ else None
         for start in range(0, len(docs), BLOCK):
             views = [h[start:start + BLOCK] @ m.T for h, m in zip(hs, self.memory_)]
             views += [next(words)] if words else []
             yield sum(views) / len(views)
-
-    def _scores(self, docs: Docs) -> np.ndarray:
-        out = [vote(sim, self.config.k, self.config.power, self.train_tags_) for sim in self.similarities(docs)]
-        return break_ties_by_popularity(np.vstack(out), self.label_counts_)
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"memory{i}": m for i, m in enumerate(self.memory_)}
