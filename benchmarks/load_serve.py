@@ -6,7 +6,8 @@ that many concurrent keep-alive connections, each sending its next request as so
 is answered (a closed loop). Each round stops after --requests answers or --seconds, whichever is
 first. Prints, per round: requests, failures (non-200 or connection errors), p50/p99 latency,
 throughput, CPU time per answer of the server and of this client, and the 1-minute load average
-before and after (the machine is shared).
+before and after (the machine is shared); last, one thread's matmul speed before and after the
+rounds, the machine's speed that the latencies depend on.
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio streams (on uvloop where installed),
 not httpx: on two cores the client shares the CPU with the server, and httpx's per-request cost
@@ -181,7 +182,26 @@ def main() -> None:
         server.wait(timeout=30)
 
 
+def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
+    """One thread's float32 matmul speed now, best of three: the shared machine's speed swings by a
+    third within an hour, and the latencies with it (docs/PERFORMANCE-serve.md)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, time.perf_counter() - t0)
+    torch.set_num_threads(threads)
+    return 2 * size ** 3 * repeats / best / 1e9
+
+
 def run(a: argparse.Namespace, requests: list[bytes], port: int, pid: int | None) -> None:
+    before = matmul_gflops()
     run_loop(load_round(port, requests, 4, a.warmup, a.seconds, pid))
     for clients in a.clients:
         p99s, every = [], []
@@ -193,6 +213,9 @@ def run(a: argparse.Namespace, requests: list[bytes], port: int, pid: int | None
             every.append(ms)
         if a.rounds > 1:
             print(summary(clients, p99s, np.concatenate(every), a.target_ms), flush=True)
+    after = matmul_gflops()
+    print(json.dumps({"matmul_gflops_before": round(before), "matmul_gflops_after": round(after)}) if a.json else
+          f"machine: one thread's float32 matmul {before:.0f} GFLOP/s before the rounds, {after:.0f} after", flush=True)
 
 
 def summary(clients: int, p99s: list[float], every_ms: np.ndarray, target_ms: float) -> str:
