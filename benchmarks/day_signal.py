@@ -17,11 +17,10 @@ Nothing in hashrec's recommenders uses the day: this measures what the text-only
 from __future__ import annotations
 
 import argparse
-import csv
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from hashrec.data import extract_weibo, load_split
+from hashrec.data import load_split, read_weibo_csv
 from hashrec.metrics import evaluate_ranked
 from hashrec.models.base import Recommender
 from hashrec.ranking import model_sha256, model_top
@@ -32,10 +31,8 @@ def days(source: Path) -> dict[str, str]:
     """Clean text -> the name of the first CSV (sorted by name, as the benchmark protocol reads them) holding it."""
     first: dict[str, str] = {}
     for path in sorted(source.glob("*.csv")):
-        with open(path, encoding="gb18030", errors="replace", newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("text") is not None:
-                    first.setdefault(extract_weibo(row["text"]).text, path.stem)
+        for post in read_weibo_csv(path):
+            first.setdefault(post.text, path.stem)
     return first
 
 

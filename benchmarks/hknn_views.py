@@ -11,7 +11,6 @@ several views' cosines (hknn's similarity): each network's h and the TF-IDF cosi
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 from itertools import combinations
 from pathlib import Path
 from typing import Callable
@@ -21,7 +20,7 @@ import numpy as np
 from hashrec.data import load_split
 from hashrec.metrics import evaluate_ranked
 from hashrec.models.base import Recommender
-from hashrec.models.bow import count_matrix, label_matrix, tfidf
+from hashrec.models.bow import count_matrix, tfidf
 from hashrec.models.knn import BLOCK, unit_rows, vote
 from hashrec.tokens import tokenize_many
 
@@ -45,13 +44,10 @@ def main() -> None:
 
     train, dev = load_split(a.data, "train"), load_split(a.data, "dev")
     train_docs, dev_docs = tokenize_many([q.text for q in train]), tokenize_many([q.text for q in dev])
-    counts = Counter(t for q in train for t in q.hashtags)
-    labels = sorted(counts, key=lambda t: -counts[t])  # as Recommender.fit: argmax's ties go to the most popular
-    index = {t: i for i, t in enumerate(labels)}
-    train_tags = label_matrix([[index[t] for t in q.hashtags] for q in train], len(labels))
     gold = [q.hashtags for q in dev]
 
-    words = Recommender.load(a.knn).words_
+    knn = Recommender.load(a.knn)  # trained on DATA's train: its labels and their posts are the vote's
+    labels, train_tags, words = knn.labels_, knn.train_tags_, knn.words_
     dev_tfidf = tfidf(count_matrix(dev_docs, words.vocab), words.idf)
     views: dict[str, Similarity] = {"tfidf": lambda rows: (dev_tfidf[rows] @ words.train_t).toarray()}
     for path in a.network:

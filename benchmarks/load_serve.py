@@ -37,6 +37,7 @@ try:  # the event loop the server runs on, about half the client CPU of asyncio'
 except ImportError:  # Windows
     from asyncio import run as run_loop
 
+from hashrec.bench import matmul_peak
 from hashrec.data import load_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,26 +183,8 @@ def main() -> None:
         server.wait(timeout=30)
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
-    """One thread's float32 matmul speed now, best of three: the shared machine's speed swings by a
-    third within an hour, and the latencies with it (docs/PERFORMANCE-serve.md)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        best = min(best, time.perf_counter() - t0)
-    torch.set_num_threads(threads)
-    return 2 * size ** 3 * repeats / best / 1e9
-
-
 def run(a: argparse.Namespace, requests: list[bytes], port: int, pid: int | None) -> None:
-    before = matmul_gflops()
+    before = matmul_peak(1, seconds=1.0)  # the machine's speed, which the latencies follow most
     run_loop(load_round(port, requests, 4, a.warmup, a.seconds, pid))
     for clients in a.clients:
         p99s, every = [], []
@@ -213,7 +196,7 @@ def run(a: argparse.Namespace, requests: list[bytes], port: int, pid: int | None
             every.append(ms)
         if a.rounds > 1:
             print(summary(clients, p99s, np.concatenate(every), a.target_ms), flush=True)
-    after = matmul_gflops()
+    after = matmul_peak(1, seconds=1.0)
     print(json.dumps({"matmul_gflops_before": round(before), "matmul_gflops_after": round(after)}) if a.json else
           f"machine: one thread's float32 matmul {before:.0f} GFLOP/s before the rounds, {after:.0f} after", flush=True)
 

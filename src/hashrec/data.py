@@ -80,13 +80,18 @@ def read_weibo_covid19(source: str | Path, chronological: bool = False) -> Itera
     if not files:
         raise DataError(f"{source}: no *.csv files; point --source at ../shared/data/weibo-covid19")
     for path in files:
-        with open(path, encoding="gb18030", errors="replace", newline="") as f:
-            reader = csv.DictReader(f)
-            if "text" not in (reader.fieldnames or []):
-                raise DataError(f"{path} line 1: no 'text' column (header: {reader.fieldnames})")
-            for row in reader:
-                if row.get("text") is not None:
-                    yield extract_weibo(row["text"])
+        yield from read_weibo_csv(path)
+
+
+def read_weibo_csv(path: Path) -> Iterator[Post]:
+    """One weibo-covid19 CSV (one day of the crawl): column `text`, GB18030 with bad bytes replaced."""
+    with open(path, encoding="gb18030", errors="replace", newline="") as f:
+        reader = csv.DictReader(f)
+        if "text" not in (reader.fieldnames or []):
+            raise DataError(f"{path} line 1: no 'text' column (header: {reader.fieldnames})")
+        for row in reader:
+            if row.get("text") is not None:
+                yield extract_weibo(row["text"])
 
 
 def read_tweeteval(source: str | Path) -> Iterator[Post]:
