@@ -20,7 +20,7 @@ from hashrec import api
 from hashrec.errors import ConfigError
 from hashrec.models import create
 from hashrec.models import acnn
-from hashrec.models.acnn import CHECKPOINT, ACNNConfig, ACNNNet, LocalAttention, WindowLinear, pad, top_k_rows
+from hashrec.models.acnn import CHECKPOINT, ACNNConfig, ACNNNet, LocalAttention, WindowLinear, pack, pad, top_k_rows
 from hashrec.models.base import top_k
 from hashrec.tokens import tokenize_many
 
@@ -129,6 +129,29 @@ def test_a_vocabulary_too_large_for_tables_keeps_the_products(monkeypatch):
     assert net._tables is None
 
 
+@pytest.mark.parametrize("channels,attention,windows,tables", [
+    (("global", "local"), "soft", (1, 2, 3), True), (("global", "local"), "hard", (1, 2, 3), True),
+    (("global",), "soft", (2, 4), True), (("local",), "soft", (1,), True), (("global", "local"), "soft", (1, 2, 3), False)])
+def test_a_packed_batch_gives_the_padded_batchs_h_and_trigger_weights(channels, attention, windows, tables, monkeypatch):
+    torch.manual_seed(1)
+    cfg = ACNNConfig(channels=channels, attention=attention, windows=windows, dim=8, n_maps=4, local_dim=6, hidden=5)
+    net = ACNNNet(n_words=30, n_labels=7, cfg=cfg).eval()
+    if not tables:  # the products path, as for a vocabulary too large for tables
+        monkeypatch.setattr(acnn, "TABLE_BYTES", 0)
+    rows = [[3, 4, 5, 6], [7], [8, 9, 10, 11, 12, 13, 14, 15, 16], [17, 18], [1, 1, 2]]
+    x = pad(rows)
+    batch = pack(rows, net.gap)
+    assert batch.row[0].tolist() == [3, 4, 5, 6] + [0] * net.gap + [7] + [0] * net.gap + rows[2] + [0] * net.gap \
+        + [17, 18] + [0] * net.gap + [1, 1, 2]
+    with torch.inference_mode():
+        torch.testing.assert_close(net.packed_features(batch), net.features(x))
+        if "local" in channels:
+            padded = net.local.weights(net.window_sums(x)[-1], x != 0)
+            for a, expected, r in zip(net.trigger_weights(batch), padded, rows):
+                torch.testing.assert_close(torch.from_numpy(a), expected[:len(r)])
+    assert (net._tables is None) == (not tables)
+
+
 @pytest.mark.parametrize("n,k", [(8257, 5), (8257, 1), (4096, 3), (100, 5), (1000, 100)])
 def test_top_k_rows_equals_torch_topk(n, k):
     torch.manual_seed(n + k)
@@ -161,7 +184,7 @@ def test_shapes_and_gradient_to_the_attention_filter(attention):
     y = torch.tensor([[1, 4], [2, -1], [6, -1]])
     logits, loss = net(x, y)
     assert logits.shape == (3, 7) and net.features(x).shape == (3, 5)
-    assert net.trigger_weights(x).shape == (3, 6)
+    assert [len(a) for a in net.trigger_weights(pack([[3, 4, 5, 6], [7, 8, 9, 10, 11, 12], [2]], net.gap))] == [4, 6, 1]
     loss.backward()
     grad = net.local.score.weight.grad
     if attention == "soft":

@@ -348,23 +348,23 @@ def _serve_child(q: Any, job: dict) -> None:
 
 
 def _batch_sweep(model: Any, docs: list[list[str]], plan: Plan) -> dict[str, Rate]:
-    """Posts/s of the network alone (`model.net_`) at each batch size, posts in given vs length-sorted order.
-
-    Sorting by length before batching is what `bucketed_batches` does in training; at inference it
-    cuts the padding (a batch is as long as its longest post).
-    """
+    """Posts/s of the network alone (`model.net_`, logits) at each batch size: padded batches of
+    length-sorted posts (the training path; sorting is the least padding a batch can have) against
+    `Packed` batches of the posts in given order (the inference path)."""
     import torch
 
-    from hashrec.models.acnn import pad
+    from hashrec.models.acnn import pack, pad
 
+    net = model.net_
     ids = model.encode(docs)
     by_length = sorted(ids, key=len)
     out = {}
-    model.net_.eval()
+    net.for_inference()
     with torch.inference_mode():
         for bs in plan.batch_sizes:
-            for order, rows in (("given", ids), ("sorted", by_length)):
-                out[f"{bs} {order}"] = rate(lambda b: model.net_(pad(b)), rows, bs, plan.seconds / 2)
+            out[f"{bs} padded"] = rate(lambda b: net.out(net.features(pad(b))), by_length, bs, plan.seconds / 2)
+            out[f"{bs} packed"] = rate(lambda b: net.out(net.packed_features(pack(b, net.gap))), ids, bs,
+                                       plan.seconds / 2)
     return out
 
 
@@ -463,9 +463,8 @@ def bench_serve(job: dict, plan: Plan, train: Rate) -> list[Row]:
         rows.append(_rate_row("sweep", f"{name}: batch, tokens in, {t} thread(s)", batch))
         rows.append(Row("sweep", f"{name}: one post, tokens in, {t} thread(s)", single, "ms", "median"))
     for key, r in out["batch_sizes"].items():
-        bs, order = key.split()
-        rows.append(_rate_row("sweep", f"{name} network: batch of {bs}, posts in {order} order", r,
-                              "net_ forward only"))
+        bs, layout = key.split()
+        rows.append(_rate_row("sweep", f"{name} network: batch of {bs}, {layout}", r, "net_ logits only"))
     return rows
 
 

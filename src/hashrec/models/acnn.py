@@ -205,20 +205,39 @@ class LocalAttention(nn.Module):
         s = torch.tanh(z.squeeze(2) + self.score.bias)  # (B, T)
         s_max = s.masked_fill(~mask, -2.0).amax(1, keepdim=True)  # tanh is in (-1, 1): pads never win
         s_min = s.masked_fill(~mask, 2.0).amin(1, keepdim=True)
-        # (B, 1); rounding can put delta*s + (1-delta)*s a hair above s when all scores tie, which
+        return self.a(s, s_min, s_max) * mask
+
+    def packed_weights(self, z: torch.Tensor, batch: Packed) -> torch.Tensor:
+        """`weights` for a `Packed` batch, (words,): `z` (1, windows, 1) the score filter's sums over its row.
+
+        The filter's window centred on a word is the one numbered as the word's place in the row.
+        """
+        s = torch.tanh(z[0, batch.at, 0] + self.score.bias)
+        s_max = s.new_full((batch.size,), -2.0).scatter_reduce_(0, batch.post, s, "amax")[batch.post]
+        s_min = s.new_full((batch.size,), 2.0).scatter_reduce_(0, batch.post, s, "amin")[batch.post]
+        return self.a(s, s_min, s_max)
+
+    def a(self, s: torch.Tensor, s_min: torch.Tensor, s_max: torch.Tensor) -> torch.Tensor:
+        """a_i from scores s_i and their post's min and max (broadcast to s)."""
+        # rounding can put delta*s + (1-delta)*s a hair above s when all scores tie, which
         # would keep no word at all (a 0/0 folding, NaN loss in hard mode): eta never exceeds max(s)
         eta = torch.minimum(self.delta * s_min + (1 - self.delta) * s_max, s_max)
         if self.hard:
-            a = (s >= eta).float()
-        else:
-            span = s_max - eta
-            a = torch.where(span > 0, ((s - eta) / span.clamp_min(1e-12)).clamp(0, 1), torch.ones_like(s))
-        return a * mask
+            return (s >= eta).float()
+        span = s_max - eta
+        return torch.where(span > 0, ((s - eta) / span.clamp_min(1e-12)).clamp(0, 1), torch.ones_like(s))
 
     def forward(self, z: torch.Tensor, w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         a = self.weights(z, mask)  # (B, T)
         folding = torch.einsum("bt,btd->bd", a, w) / a.sum(1, keepdim=True)  # (B, d); sum a >= 1
         return torch.tanh(self.fold(folding))
+
+    def packed(self, z: torch.Tensor, batch: Packed, embed: nn.Embedding) -> torch.Tensor:
+        """`forward` for a `Packed` batch: the folding as an embedding bag weighted by a_i."""
+        a = self.packed_weights(z, batch)
+        total = a.new_zeros(batch.size).index_add_(0, batch.post, a)
+        folding = F.embedding_bag(batch.ids, embed.weight, batch.starts, mode="sum", per_sample_weights=a)
+        return torch.tanh(self.fold(folding / total[:, None]))
 
 
 class GlobalConv(nn.Module):
@@ -236,15 +255,29 @@ class GlobalConv(nn.Module):
 
     def forward(self, zs: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
         """`zs` each map's window sums (B, T + l - 1, maps), `lengths` (B,) real words per post."""
-        pooled = []
+        maxima = []
         shortest = int(lengths.min())  # windows before the shortest post's end are never masked
         for m, z in zip(self.maps, zs):
             start = shortest + m.size - 1
             past = torch.arange(start, z.size(1), device=z.device)[None, :] >= (lengths + m.size - 1)[:, None]
             # adding -inf over a broadcast (B, T', 1) is 10x faster than masked_fill_ with one
             z[:, start:] += torch.where(past, float("-inf"), 0.0)[:, :, None]
-            pooled.append(z.amax(1) + m.bias)
-        return torch.tanh(torch.cat(pooled, 1))  # (B, maps * len(sizes))
+            maxima.append(z.amax(1))
+        return self.h_g(maxima)
+
+    def packed(self, zs: list[torch.Tensor], batch: Packed) -> torch.Tensor:
+        """`forward` for a `Packed` batch: `zs` each map's window sums over the batch's row (1, windows, maps)."""
+        maxima = []
+        for m, z in zip(self.maps, zs):
+            z = z[0]
+            owners = batch.owners(m.size, m.left)[:, None].expand_as(z)  # windows of no post go to row B
+            maxima.append(z.new_full((batch.size + 1, z.size(1)), float("-inf"))
+                          .scatter_reduce_(0, owners, z, "amax")[:-1])
+        return self.h_g(maxima)
+
+    def h_g(self, maxima: list[torch.Tensor]) -> torch.Tensor:
+        """tanh(max + b) per window size, concatenated: (B, maps * len(sizes))."""
+        return torch.tanh(torch.cat([mx + m.bias for m, mx in zip(self.maps, maxima)], 1))
 
 
 class ACNNNet(nn.Module):
@@ -269,12 +302,25 @@ class ACNNNet(nn.Module):
         self._tables = None
         return super().train(mode)
 
+    def for_inference(self) -> ACNNNet:
+        """Eval mode, with each dense layer's W stored transposed (column-major): the same values, but
+        the CPU multiplies 4 to 24 posts' rows by the output layer's W^T 1.3-2.2x faster that way
+        (docs/PERFORMANCE-serve.md, ninth session). Training works on either layout. Idempotent."""
+        for layer in (self.combine, self.out, *([self.local.fold] if self.local else [])):
+            layer.weight.data = layer.weight.data.t().contiguous().t()
+        return self.eval()
+
     def windowed(self) -> list[WindowLinear]:
         """The layers over word windows: the global maps, then the attention's score filter."""
         return [*(self.glob.maps if self.glob else []), *([self.local.score] if self.local else [])]
 
-    def window_sums(self, x: torch.Tensor, w: torch.Tensor) -> list[torch.Tensor]:
-        """Every windowed layer's `WindowLinear.window_sums` for word ids `x` (B, T), embeddings `w`.
+    @property
+    def gap(self) -> int:
+        """Zero ids between the posts of a `Packed` batch: the windowed layers' widest pad."""
+        return max(m.left for m in self.windowed())
+
+    def window_sums(self, x: torch.Tensor, w: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Every windowed layer's `WindowLinear.window_sums` for word ids `x` (B, T), embeddings `w` (`embed(x)` if None).
 
         Inference (no gradient, eval mode) reads them from tables of M_j . E_v (`WindowLinear.table`),
         built once per set of weights (rebuilt after `train()` or an in-place change): the sum
@@ -287,6 +333,7 @@ class ACNNNet(nn.Module):
         table_bytes = self.embed.num_embeddings * sum(m.size * m.out_features for m in layers) \
             * self.embed.weight.element_size()
         if self.training or torch.is_grad_enabled() or table_bytes > TABLE_BYTES:
+            w = self.embed(x) if w is None else w
             return [m.window_sums(m.products(w)) for m in layers]
         key = tuple((p.data_ptr(), p._version) for p in (self.embed.weight, *(m.weight for m in layers)))
         if self._tables is None or self._tables[0] != key:
@@ -303,11 +350,26 @@ class ACNNNet(nn.Module):
             parts.append(self.glob(zs[:len(self.glob.maps)], mask.sum(1)))
         if self.local is not None:
             parts.append(self.local(zs[-1], w, mask))
+        return self.h(parts)
+
+    def packed_features(self, batch: Packed) -> torch.Tensor:
+        """`features` of a `Packed` batch (inference): the same numbers up to rounding, without padding."""
+        zs = self.window_sums(batch.row)
+        parts = []
+        if self.glob is not None:
+            parts.append(self.glob.packed(zs[:len(self.glob.maps)], batch))
+        if self.local is not None:
+            parts.append(self.local.packed(zs[-1], batch, self.embed))
+        return self.h(parts)
+
+    def h(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """h = tanh(M [h_g; h_l] + b)."""
         return torch.tanh(self.combine(self.drop(torch.cat(parts, 1))))
 
-    def trigger_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The local attention's a_i (B, T) for word ids `x` (models with the local channel)."""
-        return self.local.weights(self.window_sums(x, self.embed(x))[-1], x != 0)
+    def trigger_weights(self, batch: Packed) -> list[np.ndarray]:
+        """The local attention's a_i for each post of `batch` (models with the local channel)."""
+        a = self.local.packed_weights(self.window_sums(batch.row)[-1], batch).detach().cpu().numpy()
+        return np.split(a, np.cumsum(batch.lengths)[:-1])
 
     def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, n_labels) and, given `targets` (B, K) label ids padded with -1, the loss.
@@ -389,6 +451,55 @@ def pad(rows: list[list[int]], value: int = 0) -> torch.Tensor:
     out = np.full((len(rows), lengths.max()), value, dtype=np.int64)
     out[np.arange(out.shape[1]) < lengths[:, None]] = np.fromiter(itertools.chain.from_iterable(rows), np.int64)
     return torch.from_numpy(out)
+
+
+@dataclass(frozen=True)
+class Packed:
+    """Posts of word ids in one row, `gap` zero ids between posts: a batch without padding (inference).
+
+    Padded to its longest post, a batch of Weibo posts holds about three times its real words
+    (they run from 1 to 100 words), and every windowed layer and pool works on the padding too.
+    In one row, each layer's windows are those of the posts and of the gaps; `gap` at least every
+    layer's `left` pads keeps each window within one post and its own pads, and `owners` says whose
+    it is. `pack` builds one.
+    """
+
+    row: torch.Tensor  # (1, N) word ids: post 0, `gap` zeros, post 1, ...
+    ids: torch.Tensor  # (n,) the words, post after post
+    post: torch.Tensor  # (n,) each word's post
+    at: torch.Tensor  # (n,) each word's place in `row`
+    starts: torch.Tensor  # (B,) each post's first word in `ids`
+    lengths: np.ndarray  # (B,) words per post
+    first: np.ndarray  # (B,) each post's first word in `row`
+
+    @property
+    def size(self) -> int:
+        return len(self.lengths)
+
+    def owners(self, size: int, left: int) -> torch.Tensor:
+        """The post of each window of a `WindowLinear(size, left, right=left)` over `row`; `self.size` for none.
+
+        Window t starts at place t - left, so post i owns windows first_i .. first_i + L_i + 2 left - size.
+        """
+        n_windows = self.row.size(1) + 2 * left - size + 1
+        bounds = np.stack([self.first, self.first + self.lengths + 2 * left - size + 1], 1).ravel()
+        spans = np.diff(bounds, prepend=0, append=n_windows)  # gap, post 0, gap, post 1, ..., gap
+        owner = np.full(2 * self.size + 1, self.size)
+        owner[1::2] = np.arange(self.size)
+        return torch.from_numpy(np.repeat(owner, spans)).to(self.row.device)
+
+
+def pack(rows: list[list[int]], gap: int, device: torch.device | str = "cpu") -> Packed:
+    """`Packed` batch of non-empty word-id rows."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    ids = np.fromiter(itertools.chain.from_iterable(rows), np.int64, count=int(lengths.sum()))
+    post = np.repeat(np.arange(len(rows)), lengths)
+    at = np.arange(len(ids)) + gap * post
+    row = np.zeros(len(ids) + gap * (len(rows) - 1), dtype=np.int64)
+    row[at] = ids
+    starts = np.cumsum(lengths) - lengths
+    tensors = (torch.from_numpy(v).to(device) for v in (row[None], ids, post, at, starts))
+    return Packed(*tensors, lengths, starts + gap * np.arange(len(rows)))
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -514,7 +625,7 @@ class ACNN(Recommender):
                 self._checkpoint(ckpt_path, opt, epoch + 1, best, best_state, stale)
         if best_state is not None:
             self.net_.load_state_dict(best_state)
-        self.net_.eval()
+        self.net_.for_inference()
         self.trained_on_ = {"epochs_run": len(self.history_) + start, "best_dev_f1@1": best,
                             "history": self.history_}
 
@@ -557,20 +668,14 @@ class ACNN(Recommender):
 
     # ------------------------------------------------------------------ inference
 
-    def _batches(self, docs: Docs, by_length: bool = False):
-        """(positions, padded id tensor) for batches of at most 256 posts, on the model's device, in eval mode.
-
-        `by_length` groups posts of similar length (less padding; the caller puts the rows back
-        in order with the positions).
-        """
+    def _batches(self, docs: Docs) -> Iterator[tuple[slice, Packed]]:
+        """(positions, `Packed` batch) for batches of at most 256 posts, on the model's device, in eval mode."""
         if self.net_.training:  # eval() walks every module: a tenth of a one-post call (cProfile)
             self.net_.eval()
         device = next(self.net_.parameters()).device
         ids = self.encode(docs)
-        order = np.argsort([len(r) for r in ids], kind="stable") if by_length else np.arange(len(ids))
         for start in range(0, len(ids), 256):
-            pos = order[start:start + 256]
-            yield pos, pad([ids[i] for i in pos]).to(device)
+            yield slice(start, start + 256), pack(ids[start:start + 256], self.net_.gap, device)
 
     def _top_k(self, docs: Docs, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of the softmax taken on the logits: no (posts, labels) probability matrix is built.
@@ -583,8 +688,8 @@ class ACNN(Recommender):
         idx = np.zeros((len(docs), kk), dtype=np.int64)
         vals = np.zeros((len(docs), kk), dtype=np.float64)
         with torch.inference_mode():
-            for pos, x in self._batches(docs, by_length=True):
-                z = self.net_.out(self.net_.features(x))
+            for pos, batch in self._batches(docs):
+                z = self.net_.out(self.net_.packed_features(batch))
                 top, i = top_k_rows(z, kk)
                 # log sum_j exp(z_j) around the best logit, which topk has already found (logsumexp
                 # would look for the max again); exp_ in place: z is not needed after this
@@ -604,8 +709,8 @@ class ACNN(Recommender):
         """
         ps, hs = [], []
         with torch.inference_mode():
-            for _, x in self._batches(docs):
-                h = self.net_.features(x)
+            for _, batch in self._batches(docs):
+                h = self.net_.packed_features(batch)
                 ps.append(F.softmax(self.net_.out(h), 1).float().cpu().numpy())
                 hs.append(h.float().cpu().numpy())
         p = np.concatenate(ps)
@@ -616,8 +721,8 @@ class ACNN(Recommender):
         represent's (n, n_labels) probabilities (weibo's 100k training posts: 7.6 GB of them)."""
         out = np.empty((len(docs), self.net_.combine.out_features), dtype=np.float32)
         with torch.inference_mode():
-            for pos, x in self._batches(docs, by_length=True):
-                out[pos] = self.net_.features(x).float().cpu().numpy()
+            for pos, batch in self._batches(docs):
+                out[pos] = self.net_.packed_features(batch).float().cpu().numpy()
         return out
 
     def _scores(self, docs: Docs) -> np.ndarray:
@@ -632,8 +737,7 @@ class ACNN(Recommender):
         docs = [d[:self.config.max_len] for d in tokenize_many(texts)]
         out: list[list[tuple[str, float]]] = []
         with torch.inference_mode():
-            weights = [a for _, x in self._batches(docs)
-                       for a in self.net_.trigger_weights(x).cpu().numpy()]
+            weights = [a for _, batch in self._batches(docs) for a in self.net_.trigger_weights(batch)]
         for doc, a in zip(docs, weights):
             kept = [(word, float(a[i])) for i, word in enumerate(doc) if a[i] > 0]
             out.append(sorted(kept, key=lambda kv: -kv[1]))
@@ -642,11 +746,11 @@ class ACNN(Recommender):
     # ------------------------------------------------------------------ persistence
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in self.net_.state_dict().items()}
         return arrays, {"vocab": self.vocab_.itos}
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         self.vocab_ = Vocab(list(state["vocab"]))
         self.net_ = ACNNNet(len(self.vocab_), len(arrays["out.bias"]), self.config)
         self.net_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
-        self.net_.eval()
+        self.net_.for_inference()
