@@ -7,7 +7,9 @@ is answered (a closed loop). Each round stops after --requests answers or --seco
 first. Prints, per round: requests, failures (non-200 or connection errors), p50/p99 latency,
 throughput, CPU time per answer of the server and of this client, and the 1-minute load average
 before and after (the machine is shared); last, one thread's matmul speed before and after the
-rounds, the machine's speed that the latencies depend on.
+rounds, the machine's speed that the latencies depend on. The client runs at a higher priority
+than the server (--client-nice, as root), so that its reading of an answer does not wait for
+the server's workers to leave the cores.
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio streams (on uvloop where installed),
 not httpx: on two cores the client shares the CPU with the server, and httpx's per-request cost
@@ -163,6 +165,11 @@ def main() -> None:
                         "many met --target-ms (a noisy machine moves p99 from round to round)")
     p.add_argument("--target-ms", type=float, default=20.0, help="the p99 target that --rounds counts")
     p.add_argument("--workers", type=int, default=1, help="server processes")
+    p.add_argument("--client-nice", type=int, default=-10,
+                   help="this client's nice value. It shares the cores with the server; at a higher priority "
+                   "it reads each answer when it arrives, as a client on another machine would, instead of "
+                   "waiting for a server worker's time slice to end (a delay that is the client's, not the "
+                   "server's: docs/PERFORMANCE-serve.md, ninth session). 0 keeps the server's priority")
     p.add_argument("--json", action="store_true", help="one JSON object per round")
     p.add_argument("--port", type=int, help="load a server already running on 127.0.0.1:PORT instead")
     p.add_argument("--pid", type=int, help="with --port: the server's process id, for its CPU time")
@@ -183,7 +190,19 @@ def main() -> None:
         server.wait(timeout=30)
 
 
+def raise_priority(nice: int) -> None:
+    """Run this client at `nice` (the server, started before, keeps its own priority)."""
+    if nice == 0:
+        return
+    try:
+        os.nice(nice)
+    except PermissionError:
+        print(f"note: no permission for --client-nice {nice} (needs root); the client runs at the server's "
+              "priority, and its own wake-ups wait behind the server's workers", file=sys.stderr)
+
+
 def run(a: argparse.Namespace, requests: list[bytes], port: int, pid: int | None) -> None:
+    raise_priority(a.client_nice)
     before = matmul_peak(1, seconds=1.0)  # the machine's speed, which the latencies follow most
     run_loop(load_round(port, requests, 4, a.warmup, a.seconds, pid))
     for clients in a.clients:

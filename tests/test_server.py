@@ -31,7 +31,8 @@ from hashrec import api
 from hashrec.cli import main
 from hashrec.models import MODELS, create
 from hashrec.errors import HashrecError
-from hashrec.server import FastRecommend, create_app, running, serve
+from hashrec import server
+from hashrec.server import FastRecommend, Scorer, create_app, running, serve
 from hashrec.tokens import tokenize
 
 MODEL = "nb" if "nb" in MODELS else "popularity"  # nb reads the text; popularity is the fallback
@@ -269,6 +270,37 @@ def test_concurrent_requests_all_succeed_and_agree(url, model):
     assert len(results) == 128
     for status, key, hashtags in results:
         assert status == 200 and hashtags == expected[key]
+
+
+def test_a_call_waits_for_the_clients_of_the_last_one_and_no_longer(model, monkeypatch):
+    calls = []
+    recommend = server.api.recommend
+    monkeypatch.setattr(server.api, "recommend",
+                        lambda m, texts, **kw: calls.append(len(texts)) or recommend(m, texts, **kw))
+    scorer = Scorer(model, gather_s=0.3)
+    scorer.call(POSTS[:1], k=1)  # warm: loads the segmenter; not queued
+
+    async def timed(*requests: tuple[str, float]) -> float:
+        async def one(text: str, after: float) -> None:
+            await asyncio.sleep(after)
+            await scorer.recommend([text], 1)
+        start = time.perf_counter()
+        await asyncio.gather(*(one(text, after) for text, after in requests))
+        return time.perf_counter() - start
+
+    async def scenario() -> list[float]:
+        return [await timed((POSTS[0], 0)),  # the first request: scored at once
+                await timed(*((p, 0) for p in POSTS)),  # three at once: one call
+                await timed((POSTS[0], 0), (POSTS[1], 0.05), (POSTS[2], 0.05)),  # waits for the other two
+                await timed((POSTS[0], 0))]  # waits for two that never come: gather_s, then alone
+    first, together, gathered, alone = asyncio.run(scenario())
+    assert calls == [1, 1, 3, 3, 1]
+    assert first < 0.25 and together < 0.25 and gathered < 0.25 and alone >= 0.3
+
+
+def test_gather_ms_below_zero_is_refused(model):
+    with pytest.raises(HashrecError, match="gather_ms"):
+        create_app(model, gather_ms=-1)
 
 
 def test_unexpected_error_is_500_json_and_the_server_lives_on(small_split):

@@ -103,7 +103,7 @@ def _cmd_serve(a: argparse.Namespace) -> None:
     from hashrec.server import serve  # fastapi and uvicorn load only for this command
 
     serve(a.model, host=a.host, port=a.port, workers=a.workers, access_log=not a.no_access_log,
-          max_batch=a.max_batch, max_text_chars=a.max_text_chars)
+          max_batch=a.max_batch, max_text_chars=a.max_text_chars, gather_ms=a.gather_ms)
 
 
 def _cmd_bench(a: argparse.Namespace) -> None:
@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "connections are handed to them in turn (2 on a 2-core machine: docs/PERFORMANCE-serve.md)")
     sv.add_argument("--max-batch", type=int, default=64, help="most posts in one /recommend/batch request")
     sv.add_argument("--max-text-chars", type=int, default=2000, help="longest post accepted")
+    sv.add_argument("--gather-ms", type=float, default=2.0,
+                    help="how long a model call may wait until as many requests are queued as were active "
+                    "around the last call, so that clients who send again after each answer share one call "
+                    "(a call has a large fixed cost); 0 scores whatever is queued at once")
     sv.add_argument("--no-access-log", action="store_true", help="do not log every request")
     sv.set_defaults(func=_cmd_serve)
 

@@ -51,6 +51,7 @@ from pydantic_core import PydanticCustomError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hashrec import __version__, api
+from hashrec.config import check
 from hashrec.errors import HashrecError
 from hashrec.models.base import Recommender
 
@@ -147,22 +148,32 @@ class Scorer:
     """Scores the posts of concurrent requests together, on one model thread.
 
     Endpoints are `async`: a request puts its posts in a queue and awaits their answer, so no
-    thread is spent per request. Whenever the model thread is idle, everything queued goes to it
-    in one model call (micro-batching); requests that arrive meanwhile wait for the next call.
-    An idle server scores a lone post at once, with no waiting window. One thread because a
-    recommender is not documented as thread-safe (torch modules, the lazily loaded segmenter),
-    and because 32 request threads taking turns at a lock cost more CPU than the model
-    (docs/PERFORMANCE-serve.md). Batching changes scores only by float rounding (a batch pads
-    posts to its longest); ties may order differently because a batch ranks its largest k and cuts.
+    thread is spent per request. Whenever the model thread is idle, what is queued goes to it in
+    one model call (micro-batching); requests that arrive meanwhile wait for the next call.
+
+    A call waits, at most `gather_s` (0: never), until as many requests are queued as were active
+    around the last call (those it answered and those queued when it ended): clients that send
+    again right after an answer (a compose box as one types, a load test's clients) then share
+    one call instead of splitting into a lone post's call and the rest's. A call has a large fixed
+    cost (a lone weibo post costs about as much as eight in one call): at 32 clients and 2 workers
+    the server spent a quarter less CPU per answer (docs/PERFORMANCE-serve.md, ninth section). A
+    first request, or a lone client's, is scored at once.
+
+    One thread because a recommender is not documented as thread-safe (torch modules, the lazily
+    loaded segmenter), and because 32 request threads taking turns at a lock cost more CPU than
+    the model (docs/PERFORMANCE-serve.md). Batching changes scores only by float rounding; ties
+    may order differently because a batch ranks its largest k and cuts.
     """
 
-    def __init__(self, model: Recommender, torch_threads: int | None = None) -> None:
-        self.model = model
+    def __init__(self, model: Recommender, torch_threads: int | None = None, gather_s: float = 0.002) -> None:
+        self.model, self.gather_s = model, gather_s
         # torch's thread count is per thread once a thread has computed: set it in the model thread
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="hashrec-model", initializer=_torch_threads,
                                           initargs=(torch_threads,))
         self._queue: list[_Job] = []
         self._draining: asyncio.Task | None = None
+        self._expected = 0  # requests active around the last call: the next one waits for as many
+        self._gathered: asyncio.Future | None = None  # set once they are queued
 
     def call(self, texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
         """`api.recommend(model, texts, k, explain)` on the model thread, from outside an event loop."""
@@ -176,6 +187,8 @@ class Scorer:
                                                                      explain=True))
         job = _Job(texts, k, loop.create_future())
         self._queue.append(job)
+        if self._gathered is not None and len(self._queue) >= self._expected and not self._gathered.done():
+            self._gathered.set_result(None)
         if self._draining is None:
             self._draining = loop.create_task(self._drain())
         return await job.answer
@@ -185,6 +198,11 @@ class Scorer:
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
+                if self.gather_s > 0 and len(self._queue) < self._expected:
+                    self._gathered = loop.create_future()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._gathered, self.gather_s)
+                    self._gathered = None
                 jobs, self._queue = self._queue, []
                 texts = [t for j in jobs for t in j.texts]
                 try:
@@ -195,6 +213,8 @@ class Scorer:
                         if not j.answer.done():  # done: the client went away
                             j.answer.set_exception(exc)
                     continue
+                finally:
+                    self._expected = len(jobs) + len(self._queue)
                 start = 0
                 for j in jobs:
                     if not j.answer.done():
@@ -284,18 +304,21 @@ class _Served(FastAPI):
 
 
 def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
-               max_k: int = 100, max_body_bytes: int | None = None, torch_threads: int | None = None) -> FastAPI:
+               max_k: int = 100, max_body_bytes: int | None = None, torch_threads: int | None = None,
+               gather_ms: float = 2.0) -> FastAPI:
     """The FastAPI application serving `model` (a fitted Recommender or a saved model directory).
 
     `max_body_bytes` defaults to the size of the largest valid batch however it is escaped
     (12 bytes per character: an astral character as two JSON `\\uXXXX` escapes). `torch_threads`:
-    torch's threads for scoring (`hashrec serve`: 1); None leaves torch's setting alone.
+    torch's threads for scoring (`hashrec serve`: 1); None leaves torch's setting alone. `gather_ms`:
+    how long a model call may wait for the clients of the last one (`Scorer`; 0: never).
     """
+    check(gather_ms >= 0, f"gather_ms (--gather-ms) must be >= 0 (0: never wait), got {gather_ms}")
     rec = api.load(model) if isinstance(model, (str, Path)) else model
     limits = Limits(max_k=max_k, max_batch=max_batch, max_text_chars=max_text_chars,
                     max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
     RecommendRequest, BatchRequest = _request_models(limits)
-    scorer = Scorer(rec, torch_threads)
+    scorer = Scorer(rec, torch_threads, gather_ms / 1000)
     scorer.call(["武汉加油 warm up"], k=1)  # loads the segmenter's dictionary now, not on the first request
     # The model and its vocabulary are hundreds of thousands of long-lived objects: frozen,
     # the collector stops walking them in every full collection (tens of ms each, the tail latency)
@@ -425,14 +448,14 @@ class _Handed(uvicorn.Server):
             log.warning("a connection could not be served: %r", task.exception())
 
 
-def _worker(model: str, channel: socket.socket, access_log: bool, limits: dict[str, int]) -> None:
+def _worker(model: str, channel: socket.socket, access_log: bool, limits: dict[str, float]) -> None:
     """One `--workers` process: its own model, serving the connections handed to it over `channel`."""
     app = create_app(model, torch_threads=1, **limits)
     _Handed(uvicorn.Config(app, access_log=access_log), channel).run()
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          access_log: bool = True, **limits: int) -> None:
+          access_log: bool = True, **limits: float) -> None:
     """Run the service with uvicorn until interrupted; loopback only unless `host` says otherwise.
 
     `workers` > 1 runs that many processes, each with its own copy of the model; this process
