@@ -270,7 +270,7 @@ class GlobalConv(nn.Module):
         maxima = []
         for m, z in zip(self.maps, zs):
             z = z[0]
-            owners = batch.owners(m.size, m.left)[:, None].expand_as(z)  # windows of no post go to row B
+            owners = batch.owners(m.size)[:, None].expand_as(z)  # windows of no post go to row B
             maxima.append(z.new_full((batch.size + 1, z.size(1)), float("-inf"))
                           .scatter_reduce_(0, owners, z, "amax")[:-1])
         return self.h_g(maxima)
@@ -469,37 +469,37 @@ class Packed:
     post: torch.Tensor  # (n,) each word's post
     at: torch.Tensor  # (n,) each word's place in `row`
     starts: torch.Tensor  # (B,) each post's first word in `ids`
+    follows: torch.Tensor  # (N + gap,) the post each place of `row` is in or follows (and `gap` places past its end)
+    after: torch.Tensor  # (N + gap,) 0 on a word, j on the j-th place after a post's last word
     lengths: np.ndarray  # (B,) words per post
-    first: np.ndarray  # (B,) each post's first word in `row`
 
     @property
     def size(self) -> int:
         return len(self.lengths)
 
-    def owners(self, size: int, left: int) -> torch.Tensor:
-        """The post of each window of a `WindowLinear(size, left, right=left)` over `row`; `self.size` for none.
-
-        Window t starts at place t - left, so post i owns windows first_i .. first_i + L_i + 2 left - size.
-        """
-        n_windows = self.row.size(1) + 2 * left - size + 1
-        bounds = np.stack([self.first, self.first + self.lengths + 2 * left - size + 1], 1).ravel()
-        spans = np.diff(bounds, prepend=0, append=n_windows)  # gap, post 0, gap, post 1, ..., gap
-        owner = np.full(2 * self.size + 1, self.size)
-        owner[1::2] = np.arange(self.size)
-        return torch.from_numpy(np.repeat(owner, spans)).to(self.row.device)
+    def owners(self, size: int) -> torch.Tensor:
+        """The post of each window of a wide convolution over `row` (`size` - 1 zero pads each side,
+        as in `GlobalConv`); `self.size` for none. Window t ends at place t, so it is post i's if
+        place t is one of its words or one of the `size` - 1 places after them."""
+        n = self.row.size(1) + size - 1
+        return torch.where(self.after[:n] < size, self.follows[:n], self.size)
 
 
 def pack(rows: list[list[int]], gap: int, device: torch.device | str = "cpu") -> Packed:
     """`Packed` batch of non-empty word-id rows."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     ids = np.fromiter(itertools.chain.from_iterable(rows), np.int64, count=int(lengths.sum()))
-    post = np.repeat(np.arange(len(rows)), lengths)
+    posts = np.arange(len(rows))
+    post = np.repeat(posts, lengths)
     at = np.arange(len(ids)) + gap * post
     row = np.zeros(len(ids) + gap * (len(rows) - 1), dtype=np.int64)
     row[at] = ids
     starts = np.cumsum(lengths) - lengths
-    tensors = (torch.from_numpy(v).to(device) for v in (row[None], ids, post, at, starts))
-    return Packed(*tensors, lengths, starts + gap * np.arange(len(rows)))
+    block = lengths + gap  # a post and the places after it
+    follows = np.repeat(posts, block)
+    after = np.maximum(np.arange(len(follows)) - np.repeat(starts + gap * posts + lengths - 1, block), 0)
+    tensors = (torch.from_numpy(v).to(device) for v in (row[None], ids, post, at, starts, follows, after))
+    return Packed(*tensors, lengths)
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
