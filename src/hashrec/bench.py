@@ -362,7 +362,6 @@ def _batch_sweep(model: Any, docs: list[list[str]], plan: Plan) -> dict[str, Rat
             "padded, sorted by length": (lambda b: net.out(net.features(pad(b))), by_length),
             "packed, given order": (lambda b: net.out(net.packed_features(pack(b, net.gap))), ids)}
     out = {}
-    net.for_inference()
     with torch.inference_mode():
         for bs in plan.batch_sizes:
             for way, (fn, rows) in ways.items():

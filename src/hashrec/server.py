@@ -155,7 +155,7 @@ class Scorer:
     around the last call (those it answered and those queued when it ended): clients that send
     again right after an answer (a compose box as one types, a load test's clients) then share
     one call instead of splitting into a lone post's call and the rest's. A call has a large fixed
-    cost (a lone weibo post costs about as much as eight in one call): at 32 clients and 2 workers
+    cost (a lone weibo post costs about what seven do in a call of 15): at 32 clients and 2 workers
     the server spent a quarter less CPU per answer (docs/PERFORMANCE-serve.md, ninth section). A
     first request, or a lone client's, is scored at once.
 
