@@ -8,12 +8,14 @@ A split directory holds `train`, `dev` and `test` as JSON Lines (`.jsonl` or `.j
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import json
 import math
 import random
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal
 
@@ -32,10 +34,71 @@ HashtagStyle = Literal["weibo", "twitter", "auto"]
 
 @dataclass(frozen=True)
 class Post:
-    """A post as the models see it: text without its hashtags, and the hashtags in order."""
+    """A post as the models see it: text without its hashtags, and the hashtags in order.
+
+    `time` is when it was posted, in POSIX seconds (UTC), and `user` its author's id; both are
+    optional, and only the stream (hashrec.stream) and time-aware models read them.
+    """
 
     text: str
     hashtags: tuple[str, ...] = field(default_factory=tuple)
+    time: float | None = None
+    user: str | None = None
+
+
+def parse_time(value: object, where: str) -> float:
+    """POSIX seconds from epoch seconds (a number or a numeric string) or ISO 8601 (a date or a
+    date and time; without a zone it is UTC).
+
+    >>> parse_time("2020-03-18", "x"), parse_time(1584489600, "x"), parse_time("2020-03-18T08:00:00+08:00", "x")
+    (1584489600.0, 1584489600.0, 1584489600.0)
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text) if re.fullmatch(r"-?\d+(\.\d*)?", text) else _iso_seconds(text)
+        except ValueError:
+            pass
+    raise DataError(f"{where}: time {value!r} is neither ISO 8601 (2020-03-18 or 2020-03-18T09:30:00+08:00) "
+                    "nor epoch seconds; fix the value or name another field with --time-field")
+
+
+def _iso_seconds(text: str) -> float:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def format_time(seconds: float) -> str:
+    """ISO 8601 in UTC: a plain date at midnight (the weibo stream's days), else date and time.
+
+    >>> format_time(1584489600.0), format_time(1584491400.5)
+    ('2020-03-18', '2020-03-18T00:30:00.500000+00:00')
+    """
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    if moment.time() == datetime.min.time():
+        return moment.date().isoformat()
+    return moment.isoformat()
+
+
+def day_seconds(day: date) -> float:
+    """POSIX seconds of a day's midnight in UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+
+
+def post_fields(obj: dict, where: str, time_field: str = "time", user_field: str = "user") -> dict[str, object]:
+    """The optional `time` and `user` of a post's record (a JSON object or a CSV row); empty means absent."""
+    fields: dict[str, object] = {}
+    raw_time = obj.get(time_field)
+    if raw_time not in (None, ""):
+        fields["time"] = parse_time(raw_time, where)
+    raw_user = obj.get(user_field)
+    if isinstance(raw_user, (str, int)) and not isinstance(raw_user, bool) and str(raw_user).strip():
+        fields["user"] = str(raw_user).strip()
+    elif raw_user not in (None, ""):
+        raise DataError(f"{where}: user {raw_user!r} must be a string or an integer id (or null)")
+    return fields
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
@@ -143,8 +206,12 @@ def _check_hashtags(value: object, where: str) -> tuple[str, ...]:
 
 
 def read_jsonl(path: str | Path, *, text_field: str = "text", hashtags_field: str = "hashtags",
-               style: HashtagStyle = "auto", require_hashtags_field: bool = False) -> Iterator[Post]:
-    """JSON Lines posts; without a hashtags field, hashtags are extracted from (and removed from) the text."""
+               style: HashtagStyle = "auto", require_hashtags_field: bool = False, time_field: str = "time",
+               user_field: str = "user") -> Iterator[Post]:
+    """JSON Lines posts; without a hashtags field, hashtags are extracted from (and removed from) the text.
+
+    The optional `time_field` (ISO 8601 or epoch seconds) and `user_field` fill `Post.time` and `Post.user`.
+    """
     path = Path(path)
     for n, line in _lines(path):
         if not line.strip():
@@ -157,17 +224,20 @@ def read_jsonl(path: str | Path, *, text_field: str = "text", hashtags_field: st
         if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
             raise DataError(f"{path} line {n}: expected an object with a string {text_field!r} field, "
                             f"got {line.strip()[:80]!r}")
+        extra = post_fields(obj, f"{path} line {n}", time_field, user_field)
         if hashtags_field in obj:
-            yield Post(" ".join(obj[text_field].split()), _check_hashtags(obj[hashtags_field], f"{path} line {n}"))
+            yield Post(" ".join(obj[text_field].split()), _check_hashtags(obj[hashtags_field], f"{path} line {n}"),
+                       **extra)
         elif require_hashtags_field:
             raise DataError(f"{path} line {n}: no {hashtags_field!r} field; split files list each post's hashtags")
         else:
-            yield extract(obj[text_field], style)
+            yield dataclasses.replace(extract(obj[text_field], style), **extra)
 
 
 def read_csv(path: str | Path, *, text_field: str = "text", hashtags_field: str = "hashtags",
-             style: HashtagStyle = "auto") -> Iterator[Post]:
-    """CSV with a header; the optional hashtags column holds tags separated by `;` or `,`."""
+             style: HashtagStyle = "auto", time_field: str = "time", user_field: str = "user") -> Iterator[Post]:
+    """CSV with a header; the optional hashtags column holds tags separated by `;` or `,`; optional
+    `time_field` and `user_field` columns as in `read_jsonl`."""
     path = Path(path)
     lines = (line for _, line in _lines(path))
     reader = csv.DictReader(lines)
@@ -177,11 +247,12 @@ def read_csv(path: str | Path, *, text_field: str = "text", hashtags_field: str 
                         "name the text column with --text-field")
     for row in reader:
         text = row.get(text_field) or ""
+        extra = post_fields(row, f"{path} line {reader.line_num}", time_field, user_field)
         if hashtags_field in header:
             tags = _unique(t.strip().lstrip("#").strip() for t in re.split(r"[;,]", row.get(hashtags_field) or ""))
-            yield Post(" ".join(text.split()), tags)
+            yield Post(" ".join(text.split()), tags, **extra)
         else:
-            yield extract(text, style)
+            yield dataclasses.replace(extract(text, style), **extra)
 
 
 def read_txt(path: str | Path, *, style: HashtagStyle = "auto", **_: object) -> Iterator[Post]:
@@ -250,6 +321,16 @@ def split(posts: list[Post], *, heldout: int | None = None, fraction: float = 0.
     return {"test": posts[:n], "dev": posts[n:2 * n], "train": train[:train_size] if train_size else train}
 
 
+def post_record(post: Post) -> dict[str, object]:
+    """A post as one JSON Lines object: text and hashtags; a dated post also its time and user (null if unknown)."""
+    record: dict[str, object] = {"text": post.text, "hashtags": list(post.hashtags)}
+    if post.time is not None:
+        record["time"] = format_time(post.time)
+    if post.time is not None or post.user is not None:
+        record["user"] = post.user
+    return record
+
+
 def write_jsonl(path: str | Path, posts: Iterable[Post]) -> None:
     """Write posts as (gzipped, if the name ends in .gz) JSON Lines, atomically."""
     path = Path(path)
@@ -257,7 +338,7 @@ def write_jsonl(path: str | Path, posts: Iterable[Post]) -> None:
     with atomic_open(path, "wb") as raw:
         f = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw
         for p in posts:
-            f.write((json.dumps({"text": p.text, "hashtags": list(p.hashtags)}, ensure_ascii=False) + "\n").encode())
+            f.write((json.dumps(post_record(p), ensure_ascii=False) + "\n").encode())
         if gz:
             f.close()
 

@@ -2,8 +2,10 @@
 
 A model subclasses `Recommender`, declares its hyperparameters as a frozen `Config` dataclass and
 writes four methods: `_fit(docs, tags, dev)`, `_scores(docs) -> (n_posts, n_labels)`, and
-`_state()` / `_set_state()` for saving. The base owns validation, tokenisation, the label set,
-top-k ranking, the fitted check, and the safe on-disk format (hashrec.store).
+`_state()` / `_set_state()` for saving. A model that learns as posts arrive sets `learns_online`
+and writes `_update(docs, tags, posts)`; one that scores as of a moment or for an author writes
+`_scores_at(docs, times, users)`. The base owns validation, tokenisation, the label set (which
+`update` grows), top-k ranking, the fitted check, and the safe on-disk format (hashrec.store).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from hashrec import __version__
 from hashrec.config import make_config
-from hashrec.data import Post
+from hashrec.data import Post, parse_time
 from hashrec.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from hashrec.metrics import Scores, evaluate_ranked
 from hashrec.store import MODEL_JSON, WEIGHTS, load_model_dir, save_model_dir
@@ -27,6 +29,8 @@ from hashrec.tokens import tokenize_many
 Docs = list[list[str]]
 Tags = list[tuple[str, ...]]
 Ranking = list[tuple[str, float]]
+Times = np.ndarray | None  # one POSIX second per post: score as of then; None: after every post learned
+Users = list[str | None] | None  # one author per post
 CHUNK = 512  # posts scored at once: bounds the (chunk, n_labels) score matrix
 
 
@@ -87,6 +91,26 @@ def check_texts(texts: str | Sequence[str]) -> list[str]:
     return texts
 
 
+def per_text_times(at: Any, n: int) -> Times:
+    """`at` (None, one time, or one per text; POSIX seconds or ISO 8601) as one POSIX second per text."""
+    if at is None:
+        return None
+    values = list(at) if isinstance(at, (list, tuple, np.ndarray)) else [at] * n
+    if len(values) != n:
+        raise ConfigError(f"at: {len(values)} times for {n} texts; give one time, or one per text")
+    return np.array([parse_time(v, f"at[{i}]") for i, v in enumerate(values)], dtype=np.float64)
+
+
+def per_text_users(user: Any, n: int) -> Users:
+    """`user` (None, one id, or one per text) as one id (or None) per text."""
+    if user is None:
+        return None
+    values = list(user) if isinstance(user, (list, tuple)) else [user] * n
+    if len(values) != n:
+        raise ConfigError(f"user: {len(values)} users for {n} texts; give one user, or one per text")
+    return [None if u is None else str(u) for u in values]
+
+
 def check_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be a positive integer (how many hashtags to return), got {k!r}")
@@ -112,6 +136,7 @@ class Recommender:
     name: ClassVar[str] = "base"
     Config: ClassVar[type] = type(None)
     supports_explain: ClassVar[bool] = False
+    learns_online: ClassVar[bool] = False  # `update` learns from new posts without a refit
 
     def __init__(self, **params: Any) -> None:
         self.config = make_config(self.Config, params, where=self.name)
@@ -147,6 +172,41 @@ class Recommender:
                             "train_sha256": fingerprint([p.text for p in train])}
         return self
 
+    def update(self, posts: Sequence[Post]) -> "Recommender":
+        """Learn from posts that arrived after `fit` or the last `update`, given in stream order.
+
+        Hashtags never seen before join `labels_` at the end (existing ids never change) and
+        `label_counts_` grows; the model's `_update` learns the rest. Posts without a hashtag teach
+        nothing and are skipped. A static model refuses: refit it on all posts instead.
+        """
+        self._check_fitted()
+        if not self.learns_online:
+            raise ConfigError(f"{self.name} is static: it cannot learn after fit; refit it on all posts "
+                              "(hashrec train), or pick a model that learns online (popularity, nb, knn, hknn, boost)")
+        posts = [p for p in posts if isinstance(p, Post) and p.hashtags] if posts else []
+        if posts:
+            docs = tokenize_many([p.text for p in posts])
+            tags = [p.hashtags for p in posts]
+            self._grow_labels(tags)
+            self._update(docs, tags, posts)
+            self.trained_on_["n_updates"] = self.trained_on_.get("n_updates", 0) + len(posts)
+        return self
+
+    def _grow_labels(self, tags: Tags) -> None:
+        """Append unseen hashtags to `labels_` and count every use in `label_counts_`."""
+        for ts in tags:
+            for t in ts:
+                if t not in self.label_index_:
+                    self.label_index_[t] = len(self.labels_)
+                    self.labels_.append(t)
+        counts = np.zeros(len(self.labels_), dtype=np.int64)
+        counts[:len(self.label_counts_)] = self.label_counts_
+        np.add.at(counts, [i for ids in self.label_ids(tags) for i in ids], 1)
+        self.label_counts_ = counts
+
+    def _update(self, docs: Docs, tags: Tags, posts: list[Post]) -> None:
+        raise NotImplementedError
+
     def label_ids(self, tags: Tags) -> list[list[int]]:
         """Training-label ids of each post's hashtags (unseen hashtags dropped)."""
         return [[self.label_index_[t] for t in ts if t in self.label_index_] for ts in tags]
@@ -165,12 +225,20 @@ class Recommender:
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
                                  "with appropriate arguments before using this recommender.")
 
-    def rank_docs(self, docs: Docs, k: int) -> list[Ranking]:
-        """Top-k (hashtag, score) per tokenised post, best first."""
+    def _scores_at(self, docs: Docs, times: Times, users: Users) -> np.ndarray:
+        """Scores as of `times` for authors `users`; a model blind to time and author ignores both."""
+        return self._scores(docs)
+
+    def rank_docs(self, docs: Docs, k: int, times: Times = None, users: Users = None) -> list[Ranking]:
+        """Top-k (hashtag, score) per tokenised post, best first (as of `times`, for `users`, if given)."""
         self._check_fitted()
         if not docs:
             return []
-        idx, vals = self._top_k(docs, k)
+        if times is None and users is None:
+            idx, vals = self._top_k(docs, k)
+        else:
+            idx, vals = self._chunked_top_k(lambda a, b: self._scores_at(
+                docs[a:b], None if times is None else times[a:b], None if users is None else users[a:b]), len(docs), k)
         labels = self.labels_  # .tolist(): Python ints and floats, not a numpy scalar per element
         return [[(labels[i], v) for i, v in zip(row_i, row_v)] for row_i, row_v in zip(idx.tolist(), vals.tolist())]
 
@@ -180,19 +248,25 @@ class Recommender:
         From `_scores`, CHUNK posts at a time; a model with a cheaper way (the network's top-k on
         its logits) overrides it.
         """
-        parts = [top_k(np.asarray(self._scores(docs[i:i + CHUNK]), dtype=np.float64), k)
-                 for i in range(0, len(docs), CHUNK)]
+        return self._chunked_top_k(lambda a, b: self._scores(docs[a:b]), len(docs), k)
+
+    @staticmethod
+    def _chunked_top_k(scores: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`top_k` of `scores(start, stop)`, CHUNK posts at a time."""
+        parts = [top_k(np.asarray(scores(i, min(i + CHUNK, n)), dtype=np.float64), k) for i in range(0, n, CHUNK)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def recommend(self, texts: str | Sequence[str], k: int = 5) -> list[Ranking]:
+    def recommend(self, texts: str | Sequence[str], k: int = 5, *, at: Any = None, user: Any = None) -> list[Ranking]:
         """The k best hashtags with scores for each text (a str is a batch of one).
 
+        `at` scores as of a moment (POSIX seconds or ISO 8601; one for all texts or one per text):
+        the model uses no post from after it. `user` names the author (one, or one per text).
         Returns a list (one entry per text) of up to k `(hashtag, score)` pairs, best first;
         fewer than k only when the model knows fewer hashtags.
         """
         texts, k = check_texts(texts), check_k(k)
         self._check_fitted()
-        return self.rank_docs(tokenize_many(texts), k)
+        return self.rank_docs(tokenize_many(texts), k, per_text_times(at, len(texts)), per_text_users(user, len(texts)))
 
     def explain(self, texts: str | Sequence[str]) -> list[list[tuple[str, float]]]:
         """Trigger words with their attention weights, per text (models with attention only)."""
