@@ -82,11 +82,18 @@ def evaluate_report(model: Recommender | str | Path, data: str | Path | Sequence
 
 
 def recommend(model: Recommender | str | Path, texts: str | Sequence[str], k: int = 5,
-              explain: bool = False) -> list[dict[str, Any]]:
-    """Per text: `{"text", "hashtags": [{"hashtag", "score"}], "triggers": [{"word", "weight"}]?}`."""
+              explain: bool = False, min_confidence: float | None = None) -> list[dict[str, Any]]:
+    """Per text, the one answer shape of the CLI (`--json`), the HTTP API and Python:
+
+    `{"text", "hashtags": [{"hashtag", "score", "confidence"}], "triggers": [{"word", "weight"}]?}`.
+    `score` is the model's own (higher is better, its scale depends on the model); `confidence` the
+    calibrated probability that the author used the hashtag, or None for a model without calibration
+    (`Recommender.suggest`). With `min_confidence`, hashtags below it are left out: the list may be
+    empty. `triggers` (with `explain`, attention models only): the words the attention kept.
+    """
     rec, texts = _model(model), check_texts(texts)
-    ranked = rec.recommend(texts, k)
-    out = [{"text": t, "hashtags": [{"hashtag": h, "score": s} for h, s in r]} for t, r in zip(texts, ranked)]
+    suggested = rec.suggest(texts, k, min_confidence=min_confidence)
+    out = [{"text": t, "hashtags": [s._asdict() for s in row]} for t, row in zip(texts, suggested)]
     if explain:
         for item, triggers in zip(out, rec.explain(texts)):
             item["triggers"] = [{"word": w, "weight": wt} for w, wt in triggers]

@@ -80,18 +80,20 @@ def _cmd_recommend(a: argparse.Namespace) -> None:
     """Streams: posts are answered in chunks, in input order, so a large file needs no memory."""
     model = api.load(a.model)
     for chunk in _chunks(_read_texts(a), 256):
-        for item in api.recommend(model, chunk, k=a.k, explain=a.explain):
-            if a.json:
-                out = {"text": item["text"], "hashtags": [h["hashtag"] for h in item["hashtags"]],
-                       "scores": [h["score"] for h in item["hashtags"]]}
-                if a.explain:
-                    out["triggers"] = item["triggers"]
-                print(json.dumps(out, ensure_ascii=False), flush=True)
+        for item in api.recommend(model, chunk, k=a.k, explain=a.explain, min_confidence=a.min_confidence):
+            if a.json:  # api.recommend's shape, the HTTP API's too
+                print(json.dumps(item, ensure_ascii=False), flush=True)
                 continue
-            line = "  ".join(f"#{h['hashtag']} ({h['score']:.3g})" for h in item["hashtags"])
+            line = "  ".join(f"#{h['hashtag']} ({_shown(h)})" for h in item["hashtags"]) or "(no hashtag fits)"
             if a.explain:
                 line += "\n  triggers: " + " ".join(f"{t['word']}({t['weight']:.2f})" for t in item["triggers"])
             print(line, flush=True)
+
+
+def _shown(suggestion: dict) -> str:
+    """A probability where the model is calibrated ("62%"), else the model's own score."""
+    confidence = suggestion["confidence"]
+    return f"{confidence:.0%}" if confidence is not None else f"score {suggestion['score']:.3g}"
 
 
 def _cmd_stats(a: argparse.Namespace) -> None:
@@ -201,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--input", help="file with one post a line; - reads standard input")
     rc.add_argument("-k", type=int, default=5, help="hashtags per post")
     rc.add_argument("--explain", action="store_true", help="also show the trigger words the attention kept")
-    rc.add_argument("--json", action="store_true", help="one JSON object per post")
+    rc.add_argument("--json", action="store_true",
+                    help='one JSON object per post: {"text", "hashtags": [{"hashtag", "score", "confidence"}]}')
+    rc.add_argument("--min-confidence", type=float, metavar="P",
+                    help="leave out hashtags whose calibrated confidence (the probability that the author used "
+                    "it) is below P, so a post may get none; off by default")
     rc.set_defaults(func=_cmd_recommend)
 
     sv = sub.add_parser("serve", formatter_class=fmt, help="HTTP API and compose page (docs at /docs)",

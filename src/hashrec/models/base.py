@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from hashrec import __version__
+from hashrec.calibration import RANKS, Calibration, Suggestion, suggestions
 from hashrec.config import make_config
 from hashrec.data import Post, parse_time
 from hashrec.errors import ConfigError, DataError, ModelFileError, NotFittedError
@@ -142,6 +143,7 @@ class Recommender:
         self.config = make_config(self.Config, params, where=self.name)
         self.metrics_: dict[str, Any] = {}
         self.trained_on_: dict[str, Any] = {}
+        self.calibration_: Calibration | None = None  # set by fit with dev posts (or load): see suggest
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
@@ -168,6 +170,7 @@ class Recommender:
             dev = check_posts(dev, f"{self.name}.fit(dev)")
             dev_set = Dev(tokenize_many([p.text for p in dev]), [p.hashtags for p in dev])
         self._fit(docs, tags, dev_set)
+        self._calibrate(dev_set)
         self.trained_on_ = {"n_train": len(train), "n_labels": len(self.labels_), **self.trained_on_,
                             "train_sha256": fingerprint([p.text for p in train])}
         return self
@@ -268,6 +271,32 @@ class Recommender:
         self._check_fitted()
         return self.rank_docs(tokenize_many(texts), k, per_text_times(at, len(texts)), per_text_users(user, len(texts)))
 
+    def suggest(self, texts: str | Sequence[str], k: int = 5, *, at: Any = None, user: Any = None,
+                min_confidence: float | None = None) -> list[list[Suggestion]]:
+        """`recommend` with each hashtag's calibrated confidence, P(the author used it) (hashrec.calibration).
+
+        Returns per text up to k `Suggestion(hashtag, score, confidence)`, best first; with
+        `min_confidence` only those at or above it, so a list may be empty ("no hashtag fits").
+        A model without calibration (fitted without dev posts, or saved before it existed) gives
+        confidence None and refuses `min_confidence`.
+        """
+        if min_confidence is not None:
+            self._check_threshold(min_confidence)
+        return suggestions(self.calibration_, self.recommend(texts, k, at=at, user=user), min_confidence)
+
+    def _check_threshold(self, min_confidence: float) -> None:
+        if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) \
+                or not 0 <= min_confidence <= 1:
+            raise ConfigError(f"min_confidence must be a probability in [0, 1], got {min_confidence!r}")
+        if self.calibration_ is None:
+            raise ConfigError(f"this {self.name} model has no calibrated confidence (it was trained without a dev "
+                              "split, or saved before hashrec calibrated models), so min_confidence cannot apply; "
+                              "retrain it with a dev split, or leave min_confidence out")
+
+    def _calibrate(self, dev: Dev | None) -> None:
+        """Fit `calibration_` on held-out posts: their gold hashtags against the model's top `RANKS`."""
+        self.calibration_ = Calibration.fit(dev.tags, self.rank_docs(dev.docs, RANKS)) if dev else None
+
     def explain(self, texts: str | Sequence[str]) -> list[list[tuple[str, float]]]:
         """Trigger words with their attention weights, per text (models with attention only)."""
         raise ConfigError(f"model {self.name!r} has no attention to explain; use acnn or attention")
@@ -299,7 +328,7 @@ class Recommender:
         arrays = dict(arrays, label_counts_=self.label_counts_)
         meta = {"hashrec_version": __version__, "model": self.name, "config": self.get_params(),
                 "labels": self.labels_, "trained_on": self.trained_on_, "metrics": self.metrics_,
-                "state": state}
+                "state": state, "calibration": self.calibration_.to_json() if self.calibration_ else None}
         save_model_dir(path, meta, arrays)
 
     @classmethod
@@ -317,6 +346,7 @@ class Recommender:
             model.trained_on_ = dict(meta.get("trained_on", {}))
             model.metrics_ = dict(meta.get("metrics", {}))
             model._set_state(arrays, meta["state"])
+            model.calibration_ = Calibration.from_json(meta.get("calibration"), str(path))
         except (KeyError, TypeError, ValueError, ConfigError) as e:
             raise ModelFileError(f"{path}: model.json does not describe a model this hashrec can "
                                  f"rebuild ({type(e).__name__}: {e}); retrain it") from None
