@@ -13,9 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,7 +28,7 @@ from hashrec.metrics import evaluate_ranked
 from hashrec.models.acnn_net import ACNNConfig, ACNNNet, pad
 from hashrec.models.base import Dev, Docs, Recommender, Tags, check_texts
 from hashrec.store import atomic_open
-from hashrec.tokens import Vocab, cache_dir, tokenize_many
+from hashrec.tokens import Vocab, cache_dir, docs_key, tokenize_many
 
 CHECKPOINT = "last.pt"
 
@@ -49,11 +47,8 @@ def word2vec(docs: Docs, vocab: Vocab, cfg: ACNNConfig) -> np.ndarray:
     Rows follow the vocabulary: <pad> is zero, <unk> the mean vector. One worker thread so that
     the same docs and seed give the same vectors (gensim's threads race).
     """
-    h = hashlib.sha256(f"w2v-1 {cfg.dim} {cfg.w2v_epochs} {cfg.seed} {cfg.min_count}\n".encode())
-    for d in docs:
-        h.update("\x1f".join(d).encode("utf-8", "surrogatepass") + b"\0")
-    h.update("\x1f".join(vocab.itos).encode("utf-8", "surrogatepass"))
-    path = cache_dir() / "w2v" / f"{h.hexdigest()[:32]}.npy"
+    key = docs_key(f"w2v-1 {cfg.dim} {cfg.w2v_epochs} {cfg.seed} {cfg.min_count}\n", docs, "\x1f".join(vocab.itos))
+    path = cache_dir() / "w2v" / f"{key}.npy"
     if path.is_file():
         return np.load(path)
     from gensim.models import Word2Vec
@@ -202,21 +197,15 @@ class ACNN(Recommender):
 
     def _checkpoint(self, path: Path, opt: torch.optim.Optimizer, epoch: int, best: float,
                     best_state: dict | None, stale: int) -> None:
-        """torch.save to a temporary sibling, then os.replace: a kill never leaves half a checkpoint."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """torch.save through store.atomic_open (a temporary sibling, then os.replace): a kill never
+        leaves half a checkpoint."""
         state = {"model": self.net_.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                  "best": best, "best_state": best_state, "stale": stale, "history": self.history_,
                  "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(self.config)}
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "wb") as f:
+            torch.save(state, f)
 
     def _restore(self, path: Path, opt: torch.optim.Optimizer) -> tuple[int, float, dict | None, int]:
         state = torch.load(path, weights_only=True, map_location=next(self.net_.parameters()).device)

@@ -39,7 +39,6 @@ breaks the link loudly, never silently.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -49,12 +48,12 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from hashrec.config import check
-from hashrec.data import Post
+from hashrec.data import CJK, Post
 from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, check_posts, fingerprint,
                                  model_sha256, top_k)
 from hashrec.store import atomic_open
-from hashrec.tokens import CJK, cache_dir, tokenize_many
+from hashrec.tokens import cache_dir, docs_key, tokenize_many
 
 FEATURE_GROUPS = ("base", "label", "post", "lexical", "scorers", "rep")
 SCORER_RANKS = 100  # a scorer's rank beyond its top 100 is reported as 100: only the head matters
@@ -99,14 +98,6 @@ class BoostConfig:
 
 
 # ---------------------------------------------------------------------------- feature helpers
-
-
-def docs_key(prefix: str, docs: Docs) -> str:
-    """A content key of tokenised posts (and whatever `prefix` names), for the caches below."""
-    h = hashlib.sha256(prefix.encode())
-    for d in docs:
-        h.update("\x1f".join(d).encode("utf-8", "surrogatepass") + b"\0")
-    return h.hexdigest()[:32]
 
 
 def model_top(model: Recommender, checksum: str, docs: Docs, m: int) -> tuple[np.ndarray, np.ndarray]:
