@@ -5,6 +5,7 @@ browser downloads are never used. The screenshot lands in test-artifacts/compose
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -39,16 +40,22 @@ def _open(browser, url):
     return page
 
 
-def _type(page, text):
+def _type(page, text, chips=True):
     """Type like a person, then let the debounced request and its answer settle."""
     page.get_by_label("Your post").press_sequentially(text, delay=20)
     page.wait_for_load_state("networkidle")  # 500 ms without traffic: longer than the 250 ms debounce
-    page.locator("button.chip").first.wait_for()
+    if chips:
+        page.locator("button.chip").first.wait_for()
 
 
 @pytest.fixture(scope="module")
-def url(small_split):
-    with running(create_app(api.train(MODEL, small_split))) as base:
+def model(small_split):
+    return api.train(MODEL, small_split)  # with small_split's dev posts: calibrated
+
+
+@pytest.fixture(scope="module")
+def url(model):
+    with running(create_app(model)) as base:
         yield base
 
 
@@ -63,7 +70,8 @@ def test_chip_click_adds_weibo_hashtag(page):
     _type(page, "钟南山院士说疫情拐点还没有到来，武汉加油")
     first = page.locator("button.chip").first
     tag = first.get_attribute("data-hashtag")
-    assert page.locator("button.chip .score").first.inner_text().strip()
+    shown = page.locator("button.chip .score").all_inner_texts()  # the calibrated confidence, "62%"
+    assert shown and all(re.fullmatch(r"(\d{1,3}|<1)%", s) for s in shown), shown
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "compose.png"), full_page=True)
     first.click()
@@ -92,8 +100,21 @@ def test_english_post_gets_twitter_form(browser, tweeteval_sample):
         _type(page, "What a sunset at the beach tonight")
         first = page.locator("button.chip").first
         tag = first.get_attribute("data-hashtag")
+        # fitted without dev posts: no calibrated confidence, so no number, and the page says why
+        assert page.locator("button.chip .score").all_inner_texts() == [""] * page.locator("button.chip").count()
+        assert "no calibrated confidence" in page.locator("#model").inner_text()
         first.click()
         assert page.get_by_label("Your post").input_value() == f"What a sunset at the beach tonight #{tag} "
+
+
+def test_nothing_fits_below_the_servers_threshold(browser, model):
+    with running(create_app(model, min_confidence=0.5)) as base:  # `hashrec serve --min-confidence 0.5`
+        page = _open(browser, base)
+        _type(page, "What a sunset at the beach tonight", chips=False)  # English on a Chinese model
+        page.get_by_text("no hashtag fits this post").wait_for()
+        assert page.locator("button.chip").count() == 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "compose-nothing-fits.png"), full_page=True)
 
 
 @pytest.mark.slow  # fitting even a tiny acnn takes 15-50 s on the shared machine

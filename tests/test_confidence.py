@@ -115,3 +115,40 @@ def test_cli_json_is_the_api_shape(fitted, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == "(no hashtag fits)"
     assert main(["recommend", "--model", str(tmp_path / "m"), POSTS[0]]) == 0
     assert capsys.readouterr().out.count("%)") == 5  # "#话题 (62%)": confidence as a probability
+
+
+def test_http_gives_the_api_shape_and_applies_the_threshold(fitted):
+    import httpx
+
+    from hashrec.server import create_app, running
+
+    with running(create_app(fitted)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        one = client.post("/recommend", json={"text": POSTS[0], "k": 3}).json()
+        assert one == json.loads(json.dumps(api.recommend(fitted, POSTS[0], k=3)[0]))
+        assert all(set(h) == SHAPE for h in one["hashtags"])
+        batch = client.post("/recommend/batch", json={"texts": POSTS, "k": 3, "min_confidence": 0.5}).json()
+        assert batch["results"] == json.loads(json.dumps(api.recommend(fitted, POSTS, k=3, min_confidence=0.5)))
+        assert batch["results"][2]["hashtags"] == []  # English on a Chinese model: no hashtag fits
+        assert client.post("/recommend", json={"text": POSTS[2], "min_confidence": 0.5}).json()["hashtags"] == []
+        assert client.post("/recommend", json={"text": POSTS[2], "min_confidence": 2}).status_code == 422
+        info = client.get("/model").json()
+        assert info["calibration"]["n_posts"] == 500 and info["min_confidence"] is None
+    with running(create_app(fitted, min_confidence=0.5)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert client.post("/recommend", json={"text": POSTS[2]}).json()["hashtags"] == []  # the server's default
+        assert len(client.post("/recommend", json={"text": POSTS[2], "min_confidence": 0}).json()["hashtags"]) == 5
+
+
+def test_http_uncalibrated_model_answers_null_and_refuses_a_threshold(weibo_sample):
+    import httpx
+
+    from hashrec.server import create_app, running
+
+    model = create("nb").fit(weibo_sample["train"][:2000])
+    with pytest.raises(ConfigError, match="no calibrated confidence"):
+        create_app(model, min_confidence=0.5)  # `hashrec serve --min-confidence` on it: refused at start
+    with running(create_app(model)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        answer = client.post("/recommend", json={"text": POSTS[0], "k": 2}).json()
+        assert [h["confidence"] for h in answer["hashtags"]] == [None, None]
+        refused = client.post("/recommend", json={"text": POSTS[0], "min_confidence": 0.5})
+        assert refused.status_code == 422 and "no calibrated confidence" in refused.json()["detail"]
+        assert client.get("/model").json()["calibration"] is None

@@ -105,7 +105,7 @@ def test_fast_path_passes_what_it_does_not_answer_to_fastapi_body_and_all():
     async def answer(req: Req) -> dict:
         if req.explain:
             raise ValueError("no attention")
-        return {"text": req.text, "hashtags": [{"hashtag": "武汉", "score": 0.5}][:req.k]}
+        return {"text": req.text, "hashtags": [{"hashtag": "武汉", "score": 0.5, "confidence": 0.25}][:req.k]}
 
     async def call(body: bytes, content_type: bytes = b"application/json") -> tuple[list, list]:
         passed: list[bytes] = []
@@ -131,7 +131,8 @@ def test_fast_path_passes_what_it_does_not_answer_to_fastapi_body_and_all():
 
     passed, sent = asyncio.run(call('{"text": "武汉加油", "k": 1}'.encode()))
     assert not passed and sent[0]["status"] == 200
-    assert json.loads(sent[1]["body"]) == {"text": "武汉加油", "hashtags": [{"hashtag": "武汉", "score": 0.5}]}
+    assert json.loads(sent[1]["body"]) == {"text": "武汉加油", "hashtags": [{"hashtag": "武汉", "score": 0.5,
+                                                                          "confidence": 0.25}]}
     for body, kind in ((b'{"text": 1}', b"application/json"), (b'{"text": "x", "explain": true}', b"application/json"),
                        (b'{"text": "x"', b"application/json"), (b'{"text": "x"}', b"text/plain"),
                        (b'{"text": "' + b"x" * 40 + b'"}', b"application/json")):  # too long: FastAPI's 413

@@ -6,14 +6,20 @@
 """
 from __future__ import annotations
 
+import json
+import sys
+import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from hashrec.data import Post, load_split, prepare, read_posts, split_file  # noqa: F401  (re-exported)
-from hashrec.errors import DataError
+from hashrec.errors import ConfigError, DataError
 from hashrec.metrics import Scores, report
 from hashrec.models import create
-from hashrec.models.base import Recommender, check_k, check_texts
+from hashrec.models.base import Recommender, check_k, check_texts, fingerprint
+from hashrec.store import MODEL_JSON, write_json
+
+Log = Callable[[str], None]
 
 
 def load(path: str | Path) -> Recommender:
@@ -32,8 +38,11 @@ def train(model: str, data: str | Path, out: str | Path | None = None, *,
     `params` override the model's defaults: the fields of its config dataclass (e.g.
     `hashrec.models.acnn.ACNNConfig`); an unknown name is refused with the list of valid ones.
     With `out`, the model is saved there; neural models also keep per-epoch checkpoints beside
-    it (`OUT.ckpt/`) and `resume=True` continues from the last one.
+    it (`OUT.ckpt/`) and `resume=True` continues from the last one. `boost` without a `base`
+    trains its recipe's parts first (`train_boost`).
     """
+    if model == "boost" and not (params or {}).get("base"):
+        return train_boost(data, out, params=params)
     rec = create(model, **(params or {}))
     train_posts = load_split(data, "train")
     try:
@@ -50,6 +59,93 @@ def train(model: str, data: str | Path, out: str | Path | None = None, *,
     if out is not None and _is_main_process():
         rec.save(out)
     return rec
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def train_boost(data: str | Path, out: str | Path | None, *, params: dict[str, Any] | None = None,
+                log: Log = _stderr) -> Recommender:
+    """Boost's best recipe in one call: its acnn base and scorer models first, then the booster.
+
+    The parts (`hashrec.models.boost.RECIPE_BASE`, `RECIPE_SCORERS`) are trained on `data` into
+    `OUT.parts/NAME`, a folder this makes and marks; a part already there is reused when it was
+    trained on the same training posts (`trained_on_["train_sha256"]`) with the same settings.
+    `params`: boost's own (`from_scorers=5` by default), and `PART.KEY` for a part's, e.g.
+    `{"acnn.epochs": 1}`. A line per stage goes to `log`.
+    """
+    from hashrec.models.boost import RECIPE_BASE, RECIPE_BOOST, RECIPE_SCORERS
+
+    if out is None:
+        raise ConfigError("boost without a base trains its base and scorers into OUT.parts/ first: give an "
+                          "output folder (--out), or a trained --base")
+    stages = [RECIPE_BASE, *RECIPE_SCORERS]
+    own, parts_params = _part_params(params or {}, [name for name, _ in stages])
+    parts, digest = _parts_dir(out), fingerprint([p.text for p in load_split(data, "train")])
+    paths: dict[str, Path] = {}
+    retrained_base = False
+    for i, (name, defaults) in enumerate(stages, 1):
+        path, wanted = parts / name, {**defaults, **parts_params[name]}
+        if name == "hknn":  # its memory is the base network's h: a new base means a new hknn
+            wanted["base"] = str(paths[RECIPE_BASE[0]])
+        paths[name] = path
+        if not (name == "hknn" and retrained_base) and _same_part(path, name, wanted, digest):
+            log(f"[{i}/{len(stages) + 1}] {name}: reusing {path} (same training posts and settings)")
+            continue
+        log(f"[{i}/{len(stages) + 1}] {name}: training into {path}")
+        start = time.perf_counter()
+        part = train(name, data, path, params=wanted)
+        retrained_base |= name == RECIPE_BASE[0]
+        dev = part.metrics_.get("dev", {})
+        log(f"[{i}/{len(stages) + 1}] {name}: done in {time.perf_counter() - start:.0f} s"
+            + (f", dev F1@1 {dev['F1@1']:.4f}" if dev else ""))
+    log(f"[{len(stages) + 1}/{len(stages) + 1}] boost: training into {out}")
+    start = time.perf_counter()
+    rec = train("boost", data, out, params={**RECIPE_BOOST, **own, "base": str(paths[RECIPE_BASE[0]]),
+                                            "scorers": tuple(str(paths[name]) for name, _ in RECIPE_SCORERS)})
+    log(f"[{len(stages) + 1}/{len(stages) + 1}] boost: done in {time.perf_counter() - start:.0f} s")
+    return rec
+
+
+def _part_params(params: dict[str, Any], parts: list[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Boost's own params, and `PART.KEY` ones per part: {"acnn.epochs": 1} -> {"acnn": {"epochs": 1}}."""
+    own: dict[str, Any] = {}
+    per: dict[str, dict[str, Any]] = {name: {} for name in parts}
+    for key, value in params.items():
+        name, dot, option = key.partition(".")
+        if not dot:
+            own[key] = value
+        elif name in per:
+            per[name][option] = value
+        else:
+            raise ConfigError(f"--set {key}: {name} is not a part of boost's recipe; parts: {', '.join(parts)} "
+                              "(e.g. --set acnn.epochs=2), or a boost option without a dot")
+    return own, per
+
+
+def _parts_dir(out: str | Path) -> Path:
+    """`OUT.parts/`, made and marked by this command; a folder of that name that it did not make is refused."""
+    parts = Path(str(out) + ".parts")
+    marker = parts / ".hashrec"
+    if parts.exists() and (not parts.is_dir() or (any(parts.iterdir()) and not marker.is_file())):
+        raise ConfigError(f"{parts}: exists and was not made by `hashrec train --model boost`; boost keeps its "
+                          "base and scorers there, so move it away or name another --out")
+    parts.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        write_json(marker, {"kind": "boost parts"})
+    return parts
+
+
+def _same_part(path: Path, name: str, params: dict[str, Any], digest: str) -> bool:
+    """Whether the model at `path` is `name` with `params`, trained on the posts whose fingerprint is `digest`."""
+    try:
+        meta = json.loads((path / MODEL_JSON).read_text(encoding="utf-8"))
+        wanted = json.loads(json.dumps(create(name, **params).get_params()))  # tuples as JSON lists
+        return (meta["model"] == name and meta["config"] == wanted
+                and meta["trained_on"].get("train_sha256") == digest)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def _is_main_process() -> bool:

@@ -105,7 +105,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
     from hashrec.server import serve  # fastapi and uvicorn load only for this command
 
     serve(a.model, host=a.host, port=a.port, workers=a.workers, access_log=not a.no_access_log,
-          max_batch=a.max_batch, max_text_chars=a.max_text_chars, gather_ms=a.gather_ms)
+          max_batch=a.max_batch, max_text_chars=a.max_text_chars, gather_ms=a.gather_ms,
+          min_confidence=a.min_confidence)
 
 
 def _cmd_bench(a: argparse.Namespace) -> None:
@@ -183,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyperparameter, e.g. --set delta=0.7 --set 'windows=(1,2)'")
     tr.add_argument("--base", type=Path, action="append", default=[],
-                    help="boost: the trained model whose candidates it re-ranks; hknn: a trained network (acnn, "
+                    help="boost: the trained model whose candidates it re-ranks (without it, boost trains its "
+                    "best recipe's acnn and scorers into OUT.parts/ first, reusing those already there; "
+                    "--set PART.KEY=VALUE sets a part's option, e.g. acnn.epochs=2); hknn: a trained network (acnn, "
                     "cnn, attention) whose h it compares posts by (repeatable: the views' cosines are averaged)")
     tr.add_argument("--scorer", type=Path, action="append", default=[],
                     help="boost: a trained model whose scores become features (repeatable)")
@@ -224,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how long a model call may wait until as many requests are queued as were active "
                     "around the last call, so that clients who send again after each answer share one call "
                     "(a call has a large fixed cost); 0 scores whatever is queued at once")
+    sv.add_argument("--min-confidence", type=float, metavar="P",
+                    help="threshold of a request that names none: hashtags whose calibrated confidence is below "
+                    "P are left out, and the page says that no hashtag fits; off by default")
     sv.add_argument("--no-access-log", action="store_true", help="do not log every request")
     sv.set_defaults(func=_cmd_serve)
 

@@ -281,10 +281,11 @@ class Recommender:
         confidence None and refuses `min_confidence`.
         """
         if min_confidence is not None:
-            self._check_threshold(min_confidence)
+            self.check_min_confidence(min_confidence)
         return suggestions(self.calibration_, self.recommend(texts, k, at=at, user=user), min_confidence)
 
-    def _check_threshold(self, min_confidence: float) -> None:
+    def check_min_confidence(self, min_confidence: float) -> None:
+        """Refuse a threshold that is not a probability, or one this model cannot apply (no calibration)."""
         if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) \
                 or not 0 <= min_confidence <= 1:
             raise ConfigError(f"min_confidence must be a probability in [0, 1], got {min_confidence!r}")

@@ -58,6 +58,14 @@ from hashrec.tokens import cache_dir, docs_key, tokenize_many
 FEATURE_GROUPS = ("base", "label", "post", "lexical", "scorers", "rep")
 SCORER_RANKS = 100  # a scorer's rank beyond its top 100 is reported as 100: only the head matters
 
+# The best measured setting (weibo 0.2697 ± 0.0005 F1@1 over 3 booster seeds, docs/results/boost.md):
+# `hashrec train --model boost --data DIR` without --base trains these parts first (api.train_boost).
+# (name, params); hknn's base is the recipe's acnn, its h alone (words=False) as in that run.
+RECIPE_BASE = ("acnn", {"epochs": 4})
+RECIPE_SCORERS = (("knn", {}), ("nb", {}), ("fasttext", {}), ("ibm1", {}), ("topicwa", {}), ("ttm", {}),
+                  ("hknn", {"words": False}))
+RECIPE_BOOST = {"from_scorers": 5}
+
 
 @dataclass(frozen=True)
 class BoostConfig:
@@ -279,6 +287,9 @@ class Boost(Recommender):
         self.trained_on_ = {**self.trained_on_, "n_dev_fit": len(parts["fit"]), "n_dev_stop": n_stop,
                             "candidate_recall": recall, "best_iteration": self.best_iteration_}
         print(format_importance(importance(self)[:20]), file=sys.stderr)
+        # calibrated on the early-stopping part only: the trees fitted the rest, their scores there are optimistic
+        stop = parts["stop"].tolist()
+        self._calibrate(Dev([dev.docs[i] for i in stop], [dev.tags[i] for i in stop]))
 
     def _train_booster(self, lgb: Any, data: dict) -> tuple[Any, int]:
         """LightGBM on the "fit" part; gbdt stops on held-out P@1 of the "stop" part (dart cannot stop early)."""

@@ -24,16 +24,19 @@ log = logging.getLogger("hashrec.server")
 
 def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
                max_k: int = 100, max_body_bytes: int | None = None, torch_threads: int | None = None,
-               gather_ms: float = 2.0) -> FastAPI:
+               gather_ms: float = 2.0, min_confidence: float | None = None) -> FastAPI:
     """The FastAPI application serving `model` (a fitted Recommender or a saved model directory).
 
     `max_body_bytes` defaults to the size of the largest valid batch however it is escaped
     (12 bytes per character: an astral character as two JSON `\\uXXXX` escapes). `torch_threads`:
     torch's threads for scoring (`hashrec serve`: 1); None leaves torch's setting alone. `gather_ms`:
     how long a model call may wait for the clients of the last one (`Batcher`; 0: never).
+    `min_confidence`: the threshold of a request that names none (None: every request gets k hashtags).
     """
     check(gather_ms >= 0, f"gather_ms (--gather-ms) must be >= 0 (0: never wait), got {gather_ms}")
     rec = api.load(model) if isinstance(model, (str, Path)) else model
+    if min_confidence is not None:
+        rec.check_min_confidence(min_confidence)
     limits = Limits(max_k=max_k, max_batch=max_batch, max_text_chars=max_text_chars,
                     max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
     RecommendRequest, BatchRequest = request_models(limits)
@@ -56,40 +59,48 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
         # Last resort outside the batcher: JSON too, though Starlette then closes the connection.
         return JSONResponse({"detail": internal_error(exc)}, status_code=500)
 
-    async def scored(texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
+    def threshold(req: Any) -> float | None:
+        return min_confidence if req.min_confidence is None else req.min_confidence
+
+    async def scored(texts: list[str], k: int, explain: bool = False,
+                     threshold: float | None = None) -> list[dict[str, Any]]:
         """The batcher's answer; a bug in the model is a 500 JSON answer, logged.
 
         Raised as an HTTPException rather than left to Starlette's last-resort handler, which
         answers 500 too but then drops the client's keep-alive connection.
         """
         try:
-            return await batcher.recommend(texts, k, explain)
+            return await batcher.recommend(texts, k, explain, threshold)
         except HashrecError:
             raise
         except Exception as exc:
             log.exception("scoring failed")
             raise HTTPException(500, internal_error(exc)) from exc
 
-    @app.post("/recommend", response_model=Recommendation, response_model_exclude_none=True,
+    # exclude_unset: "triggers" only when explained, "confidence" always (null for an uncalibrated model)
+    @app.post("/recommend", response_model=Recommendation, response_model_exclude_unset=True,
               responses=ERRORS, summary="Hashtags for one post")
     async def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
-        return (await scored([req.text], req.k, req.explain))[0]
+        return (await scored([req.text], req.k, req.explain, threshold(req)))[0]
 
     async def fast(req: Any) -> dict[str, Any]:  # unwrapped: a failure goes on to the route, which logs it once
-        return (await batcher.recommend([req.text], req.k, req.explain))[0]
+        return (await batcher.recommend([req.text], req.k, req.explain, threshold(req)))[0]
 
     app.fast_recommend = dict(request_model=RecommendRequest, answer=fast, max_body_bytes=limits.max_body_bytes)
 
-    @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_none=True,
+    @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_unset=True,
               responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")
     async def recommend_batch(req: BatchRequest) -> Any:  # type: ignore[valid-type]
-        return {"results": await scored(req.texts, req.k)}
+        return {"results": await scored(req.texts, req.k, threshold=threshold(req))}
+
+    calibration = {k: v for k, v in rec.calibration_.to_json().items() if k != "ranks"} if rec.calibration_ else None
 
     @app.get("/model", response_model=ModelInfo, summary="What is being served")
     def model_info() -> ModelInfo:
         return ModelInfo(name=rec.name, labels=len(rec.labels_), supports_explain=rec.supports_explain,
                          trained_on=rec.trained_on_, metrics=rec.metrics_, config=rec.get_params(),
-                         limits=limits, hashrec_version=__version__)
+                         limits=limits, calibration=calibration, min_confidence=min_confidence,
+                         hashrec_version=__version__)
 
     @app.get("/health", response_model=Health)
     def health() -> Health:

@@ -17,7 +17,15 @@ class _Job:
 
     texts: list[str]
     k: int
+    min_confidence: float | None
     answer: asyncio.Future
+
+    def cut(self, result: dict[str, Any]) -> dict[str, Any]:
+        """This request's answer from a call's: its k best hashtags, those below its threshold left out."""
+        hashtags = result["hashtags"][:self.k]
+        if self.min_confidence is not None:
+            hashtags = [h for h in hashtags if h["confidence"] >= self.min_confidence]
+        return dict(result, hashtags=hashtags)
 
 
 class Batcher:
@@ -55,13 +63,16 @@ class Batcher:
         """`api.recommend(model, texts, k, explain)` on the model thread, from outside an event loop."""
         return self._thread.submit(api.recommend, self.model, texts, k=k, explain=explain).result()
 
-    async def recommend(self, texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
-        """`api.recommend(model, texts, k, explain)`, batched with the other requests of this moment."""
+    async def recommend(self, texts: list[str], k: int, explain: bool = False,
+                        min_confidence: float | None = None) -> list[dict[str, Any]]:
+        """`api.recommend(model, texts, k, explain, min_confidence)`, batched with the other requests of this moment."""
         loop = asyncio.get_running_loop()
         if explain:  # rare and possibly refused (no attention): alone, so it cannot fail others
             return await loop.run_in_executor(self._thread, partial(api.recommend, self.model, texts, k=k,
-                                                                     explain=True))
-        job = _Job(texts, k, loop.create_future())
+                                                                     explain=True, min_confidence=min_confidence))
+        if min_confidence is not None:  # refused here (no calibration, out of range), not in the shared call
+            self.model.check_min_confidence(min_confidence)
+        job = _Job(texts, k, min_confidence, loop.create_future())
         self._queue.append(job)
         if self._gathered is not None and len(self._queue) >= self._expected and not self._gathered.done():
             self._gathered.set_result(None)
@@ -94,8 +105,7 @@ class Batcher:
                 start = 0
                 for j in jobs:
                     if not j.answer.done():
-                        j.answer.set_result([dict(r, hashtags=r["hashtags"][:j.k])
-                                             for r in results[start:start + len(j.texts)]])
+                        j.answer.set_result([j.cut(r) for r in results[start:start + len(j.texts)]])
                     start += len(j.texts)
         finally:
             self._draining = None

@@ -40,7 +40,7 @@ class FastRecommend:
                 break
         try:
             req = self.request_model.model_validate_json(body)
-            out = Recommendation.model_validate(await self.answer(req)).model_dump_json(exclude_none=True).encode()
+            out = Recommendation.model_validate(await self.answer(req)).model_dump_json(exclude_unset=True).encode()
         except Exception:  # FastAPI answers it, with its 4xx or the route's logged 500
             return await self.app(scope, _replay(body, receive), send)
         await send({"type": "http.response.start", "status": 200,

@@ -25,6 +25,8 @@ def _not_blank(text: str) -> str:
 class Hashtag(BaseModel):
     hashtag: str
     score: float = Field(description="the model's score, higher is better; its scale depends on the model")
+    confidence: float | None = Field(description="calibrated probability that the author used the hashtag; "
+                                     "null for a model without calibration (GET /model: calibration)")
 
 
 class Trigger(BaseModel):
@@ -57,6 +59,9 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any] = Field(description="the metrics it was saved with (dev F1@k)")
     config: dict[str, Any]
     limits: Limits
+    calibration: dict[str, Any] | None = Field(description="how the confidence was calibrated (held-out posts); "
+                                               "null: the model has none, confidence is null")
+    min_confidence: float | None = Field(description="the threshold a request gets when it names none")
     hashrec_version: str
 
 
@@ -69,10 +74,14 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
     text = Annotated[str, Field(min_length=1, max_length=limits.max_text_chars,
                                 json_schema_extra={"pattern": NON_BLANK}), AfterValidator(_not_blank)]
     k = Annotated[int, Field(ge=1, le=limits.max_k, description="how many hashtags to return")]
+    threshold = (Annotated[float, Field(ge=0, le=1)] | None, Field(None, description=(
+        "leave out hashtags whose confidence is below it, so that the list may be empty; absent: the "
+        "server's default (GET /model: min_confidence); a model without calibration answers 422")))
     single = create_model("RecommendRequest", __config__=STRICT, text=(text, ...), k=(k, 5),
                           explain=(bool, Field(False, description="also return trigger words; models "
-                                               "with attention only (see GET /model), else 422")))
-    batch = create_model("BatchRequest", __config__=STRICT, k=(k, 5),
+                                               "with attention only (see GET /model), else 422")),
+                          min_confidence=threshold)
+    batch = create_model("BatchRequest", __config__=STRICT, k=(k, 5), min_confidence=threshold,
                          texts=(list[text], Field(..., min_length=1, max_length=limits.max_batch)))
     return single, batch
 

@@ -96,7 +96,9 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
     if not hasattr(socket, "send_fds"):
         raise HashrecError("--workers above 1 hands connections over Unix sockets, which this system "
                            "lacks; run one worker")
-    api.load(model)  # a bad model directory fails here, with its message, not in every worker
+    loaded = api.load(model)  # a bad model directory fails here, with its message, not in every worker
+    if limits.get("min_confidence") is not None:  # so does a threshold the model cannot apply
+        loaded.check_min_confidence(limits["min_confidence"])
     listener = _listener(host, port)  # so does a port taken by another program
     spawn = multiprocessing.get_context("spawn")
     channels = [socket.socketpair() for _ in range(workers)]

@@ -31,16 +31,14 @@ function split(text) {
 }
 
 /**
- * How a score reads to a person. The API passes each model's own score through: probabilities
- * (popularity) show as percentages; all-negative scores are taken as log-probabilities (nb's
- * normalised log P(t|d)) and shown as exp(score); anything else as 3 significant digits.
- * The tooltip always has the raw score.
+ * How sure the model is, as a person reads it: the calibrated confidence (the probability that
+ * the author would use the hashtag) as a percentage. Raw scores mean nothing across models, so a
+ * model without calibration (confidence null) shows none: its chips are in its order only.
  */
-function formatter(scores) {
-  const percent = (p) => (100 * p >= 0.1 ? (100 * p).toFixed(1) : "<0.1") + "%";
-  if (scores.every((s) => s >= 0 && s <= 1)) return percent;
-  if (scores.every((s) => s <= 0)) return (s) => percent(Math.exp(s));
-  return (s) => s.toPrecision(3).replace("-", "−");
+function confidenceText(h) {
+  if (h.confidence === null) return "";
+  const p = 100 * h.confidence;
+  return (p >= 1 ? p.toFixed(0) : "<1") + "%";
 }
 
 function addHashtag(tag, button) {
@@ -54,19 +52,21 @@ function addHashtag(tag, button) {
   (buttons[Math.min(index, buttons.length - 1)] || post).focus();
 }
 
-function chip(h, format) {
+function chip(h) {
   const li = document.createElement("li");
   const button = document.createElement("button");
   button.type = "button";
   button.className = "chip";
   button.dataset.hashtag = h.hashtag;
-  button.setAttribute("aria-label", `add hashtag ${h.hashtag}, score ${format(h.score)}`);
-  button.title = `model score ${h.score.toPrecision(4)} (higher is better)`;
+  const sure = confidenceText(h);
+  button.setAttribute("aria-label", `add hashtag ${h.hashtag}` + (sure ? `, ${sure} likely` : ""));
+  button.title = (sure ? `${sure}: how often the author used such a suggestion on held-out posts; ` : "")
+    + `model score ${h.score.toPrecision(4)}`;
   const name = document.createElement("span");
   name.textContent = "#" + h.hashtag;
   const score = document.createElement("span");
   score.className = "score";
-  score.textContent = format(h.score);
+  score.textContent = sure;
   button.append(name, score);
   button.addEventListener("click", () => addHashtag(h.hashtag, button));
   li.append(button);
@@ -78,9 +78,8 @@ function render() {
   const { tags } = split(post.value);
   const result = last.result;
   const shown = result ? result.hashtags.filter((h) => !tags.has(h.hashtag)).slice(0, SHOWN) : [];
-  const format = formatter(shown.map((h) => h.score));
   const focused = chips.contains(document.activeElement) ? document.activeElement.dataset.hashtag : null;
-  chips.replaceChildren(...shown.map((h) => chip(h, format)));
+  chips.replaceChildren(...shown.map(chip));
   if (focused) {  // a new answer must not throw keyboard focus out of the list
     const same = [...chips.querySelectorAll("button")].find((b) => b.dataset.hashtag === focused);
     (same || chips.querySelector("button") || post).focus();
@@ -147,8 +146,8 @@ async function suggest() {
       last = { query: null, result: null };
     } else {
       last = { query, result: answer };
-      statusLine.textContent = body.length > text.length
-        ? `suggestions use the first ${limits.max_text_chars} characters` : "";
+      statusLine.textContent = answer.hashtags.length === 0 ? "no hashtag fits this post"
+        : body.length > text.length ? `suggestions use the first ${limits.max_text_chars} characters` : "";
     }
     render();
   } catch (err) {
@@ -165,6 +164,7 @@ fetch("/model").then((r) => r.json()).then((m) => {
   limits = m.limits;
   explain = m.supports_explain;
   document.getElementById("model").textContent =
-    `model ${m.name} · ${m.labels.toLocaleString()} hashtags` + (explain ? " · explains" : "");
+    `model ${m.name} · ${m.labels.toLocaleString()} hashtags` + (explain ? " · explains" : "")
+    + (m.calibration ? "" : " · no calibrated confidence: hashtags in the model's order");
   if (post.value.trim()) suggest();
 }).catch(() => { document.getElementById("model").textContent = "model unavailable"; });
