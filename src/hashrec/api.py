@@ -82,29 +82,34 @@ def train_boost(data: str | Path, out: str | Path | None, *, params: dict[str, A
                           "output folder (--out), or a trained --base")
     stages = [RECIPE_BASE, *RECIPE_SCORERS]
     own, parts_params = _part_params(params or {}, [name for name, _ in stages])
-    parts, digest = _parts_dir(out), fingerprint([p.text for p in load_split(data, "train")])
-    paths: dict[str, Path] = {}
-    retrained_base = False
-    for i, (name, defaults) in enumerate(stages, 1):
-        path, wanted = parts / name, {**defaults, **parts_params[name]}
-        if name == "hknn":  # its memory is the base network's h: a new base means a new hknn
-            wanted["base"] = str(paths[RECIPE_BASE[0]])
-        paths[name] = path
+    parts = Path(str(out) + ".parts")
+    paths = {name: parts / name for name, _ in stages}
+    settings = {name: {**defaults, **parts_params[name]} for name, defaults in stages}
+    settings["hknn"]["base"] = str(paths[RECIPE_BASE[0]])  # its memory is the base network's h
+    boost_params = {**RECIPE_BOOST, **own, "base": str(paths[RECIPE_BASE[0]]),
+                    "scorers": tuple(str(paths[name]) for name, _ in RECIPE_SCORERS)}
+    for name, wanted in [*settings.items(), ("boost", boost_params)]:
+        create(name, **wanted)  # a bad option is refused now, not after an hour of training
+    digest = fingerprint([p.text for p in load_split(data, "train")])
+    _parts_dir(parts)
+    retrained_base, n = False, len(settings) + 1
+    for i, (name, wanted) in enumerate(settings.items(), 1):
+        path = paths[name]
+        # a new base means a new hknn: its memory is the base's h
         if not (name == "hknn" and retrained_base) and _same_part(path, name, wanted, digest):
-            log(f"[{i}/{len(stages) + 1}] {name}: reusing {path} (same training posts and settings)")
+            log(f"[{i}/{n}] {name}: reusing {path} (same training posts and settings)")
             continue
-        log(f"[{i}/{len(stages) + 1}] {name}: training into {path}")
+        log(f"[{i}/{n}] {name}: training into {path}")
         start = time.perf_counter()
         part = train(name, data, path, params=wanted)
         retrained_base |= name == RECIPE_BASE[0]
         dev = part.metrics_.get("dev", {})
-        log(f"[{i}/{len(stages) + 1}] {name}: done in {time.perf_counter() - start:.0f} s"
+        log(f"[{i}/{n}] {name}: done in {time.perf_counter() - start:.0f} s"
             + (f", dev F1@1 {dev['F1@1']:.4f}" if dev else ""))
-    log(f"[{len(stages) + 1}/{len(stages) + 1}] boost: training into {out}")
+    log(f"[{n}/{n}] boost: training into {out}")
     start = time.perf_counter()
-    rec = train("boost", data, out, params={**RECIPE_BOOST, **own, "base": str(paths[RECIPE_BASE[0]]),
-                                            "scorers": tuple(str(paths[name]) for name, _ in RECIPE_SCORERS)})
-    log(f"[{len(stages) + 1}/{len(stages) + 1}] boost: done in {time.perf_counter() - start:.0f} s")
+    rec = train("boost", data, out, params=boost_params)
+    log(f"[{n}/{n}] boost: done in {time.perf_counter() - start:.0f} s")
     return rec
 
 
@@ -124,9 +129,8 @@ def _part_params(params: dict[str, Any], parts: list[str]) -> tuple[dict[str, An
     return own, per
 
 
-def _parts_dir(out: str | Path) -> Path:
-    """`OUT.parts/`, made and marked by this command; a folder of that name that it did not make is refused."""
-    parts = Path(str(out) + ".parts")
+def _parts_dir(parts: Path) -> None:
+    """Make and mark `OUT.parts/`; a folder of that name that this command did not make is refused."""
     marker = parts / ".hashrec"
     if parts.exists() and (not parts.is_dir() or (any(parts.iterdir()) and not marker.is_file())):
         raise ConfigError(f"{parts}: exists and was not made by `hashrec train --model boost`; boost keeps its "
@@ -134,7 +138,6 @@ def _parts_dir(out: str | Path) -> Path:
     parts.mkdir(parents=True, exist_ok=True)
     if not marker.is_file():
         write_json(marker, {"kind": "boost parts"})
-    return parts
 
 
 def _same_part(path: Path, name: str, params: dict[str, Any], digest: str) -> bool:
