@@ -50,7 +50,7 @@ import numpy as np
 from hashrec.config import check
 from hashrec.data import CJK, Post
 from hashrec.errors import ConfigError, ModelFileError
-from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, check_posts, fingerprint,
+from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, Times, Users, check_posts, fingerprint,
                                  model_sha256, top_k)
 from hashrec.store import atomic_open
 from hashrec.tokens import cache_dir, docs_key, tokenize_many
@@ -430,8 +430,8 @@ class Boost(Recommender):
 
     # ------------------------------------------------------------------ inference
 
-    def rank_docs(self, docs: Docs, k: int) -> list[Ranking]:
-        """Top-k of the base's candidates by the booster's score; ties keep the base's order."""
+    def rank_docs(self, docs: Docs, k: int, times: Times = None, users: Users = None) -> list[Ranking]:
+        """Top-k of the base's candidates by the booster's score; ties keep the base's order (blind to time and author)."""
         self._check_fitted()
         if not docs:
             return []
