@@ -2,15 +2,18 @@
 
 `create_app(model)` loads a saved model once and answers
 
-- `POST /recommend`        `{"text", "k", "explain"}` -> `{"text", "hashtags": [{"hashtag", "score"}], "triggers"?}`
-- `POST /recommend/batch`  `{"texts": [...], "k"}`    -> `{"results": [...]}` (at most `max_batch` posts)
-- `GET  /model`            name, training data, label count, saved metrics, hyperparameters, limits
+- `POST /recommend`        `{"text", "k", "explain", "min_confidence"}` -> `api.recommend`'s answer:
+                           `{"text", "hashtags": [{"hashtag", "score", "confidence"}], "triggers"?}`
+- `POST /recommend/batch`  `{"texts": [...], "k", "min_confidence"}` -> `{"results": [...]}` (at most `max_batch`)
+- `GET  /model`            name, training data, label count, saved metrics, hyperparameters, limits,
+                           calibration, the default `min_confidence`
 - `GET  /health`           `{"status": "ok"}`
 - `GET  /docs`             the OpenAPI page; `/openapi.json` the schema
 
 Scores are the model's own (`Recommender._scores`, higher is better): probabilities for some models,
-log-probabilities or unbounded values for others, so the page formats them rather than the API
-rescaling them. Bad input is a 4xx, never a 5xx: schema violations (empty or blank text, text over
+log-probabilities or unbounded values for others; `confidence` is the calibrated probability that
+the author used the hashtag (hashrec.calibration; null for an uncalibrated model), and it is what
+the page shows. Bad input is a 4xx, never a 5xx: schema violations (empty or blank text, text over
 `max_text_chars`, k outside 1..max_k, wrong types, unknown fields, malformed JSON) are 422 with
 FastAPI's `{"detail": [{"loc", "msg", ...}]}`; a body over `max_body_bytes` is 413, refused from its
 Content-Length before reading and otherwise as soon as the bytes read pass the limit; a
