@@ -41,7 +41,7 @@ def test_confidence_is_a_probability_monotone_in_score(fitted, weibo_sample):
         conf = [s.confidence for s in row]
         assert all(0 <= c <= 1 for c in conf) and conf == sorted(conf, reverse=True)  # best first, as scores
     lo, hi = np.percentile(cal.steps[0][0], [5, 95])
-    assert cal([lo])[0] <= cal([hi])[0]
+    assert cal(np.array([[lo], [hi]]))[:, 0].tolist() == sorted(cal(np.array([[lo], [hi]]))[:, 0].tolist())
 
 
 def test_confidence_means_what_it_says_on_held_out_posts(fitted, weibo_sample):

@@ -79,15 +79,14 @@ class Calibration:
             steps.append(isotonic(score[at], hit[at]))
         return cls(tuple(steps), len(ranked)) if steps else None
 
-    def __call__(self, scores: Sequence[float]) -> list[float]:
-        """Confidence of one ranked list's scores (best first): non-increasing, in [0, 1]."""
-        out, ceiling = [], 1.0
-        for r, s in enumerate(scores):
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """Confidence of ranked lists' scores, (n_lists, n_ranks) best first: in [0, 1], non-increasing along a row."""
+        scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)  # nan ranks lowest
+        out = np.empty_like(scores)
+        for r in range(scores.shape[1]):  # one rank for all lists at once: np.interp is vectorised
             xs, ps = self.steps[min(r, len(self.steps) - 1)]
-            p = float(np.interp(s, xs, ps)) if np.isfinite(s) else float(ps[-1] if s > 0 else ps[0])  # nan ranks lowest
-            ceiling = min(ceiling, p)
-            out.append(ceiling)
-        return out
+            out[:, r] = np.interp(scores[:, r], xs, ps)
+        return np.minimum.accumulate(out, axis=1)
 
     def to_json(self) -> dict[str, Any]:
         return {"method": "isotonic per rank", "n_posts": self.n_posts,
@@ -112,12 +111,16 @@ class Calibration:
 def suggestions(calibration: Calibration | None, ranked: Sequence[Sequence[tuple[str, float]]],
                 min_confidence: float | None = None) -> list[list[Suggestion]]:
     """Ranked (hashtag, score) lists as `Suggestion`s; with `min_confidence`, only those at or above it."""
-    out = []
-    for row in ranked:
-        conf = calibration([s for _, s in row]) if calibration else [None] * len(row)
-        out.append([Suggestion(t, s, c) for (t, s), c in zip(row, conf)
-                    if min_confidence is None or (c is not None and c >= min_confidence)])
-    return out
+    width = max(map(len, ranked), default=0)
+    if calibration is None:
+        conf: list[list[Any]] = [[None] * width] * len(ranked)
+    else:
+        scores = np.full((len(ranked), width), -np.inf)  # a shorter list's padding comes last: changes nothing
+        for i, row in enumerate(ranked):
+            scores[i, :len(row)] = [s for _, s in row]
+        conf = calibration(scores).tolist()
+    return [[Suggestion(t, s, c) for (t, s), c in zip(row, cs)
+             if min_confidence is None or (c is not None and c >= min_confidence)] for row, cs in zip(ranked, conf)]
 
 
 def reliability(gold: Sequence[Sequence[str]], suggested: Sequence[Sequence[Suggestion]],
