@@ -24,7 +24,7 @@ from hashrec.data import load_split
 from hashrec.metrics import evaluate_ranked
 from hashrec.models import create
 from hashrec.models.base import Recommender
-from hashrec.ranking import (
+from hashrec.models.boost import (
     FEATURE_GROUPS,
     SCORER_RANKS,
     format_importance,
