@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hashrec.calibration import reliability
 from hashrec.compare import split_params
 from hashrec.config import parse_overrides
@@ -51,6 +49,11 @@ def measure(model: Recommender, test_texts: list[str], gold: list[tuple[str, ...
             "top1": reliability(gold, top1), "thresholds": thresholds(gold, top1)}
 
 
+def header(first: str, results: list[dict[str, Any]]) -> list[str]:
+    """A markdown table's header: `first`, then one column per model."""
+    return ["| " + " | ".join([first, *(r["model"] for r in results)]) + " |", "|---" * (1 + len(results)) + "|"]
+
+
 def write_markdown(results: list[dict[str, Any]], k: int, path: Path) -> None:
     lines = [f"| model | train posts | ECE top-{k} | Brier top-{k} | ECE top-1 | Brier top-1 |", "|---" * 6 + "|"]
     for r in results:
@@ -58,7 +61,7 @@ def write_markdown(results: list[dict[str, Any]], k: int, path: Path) -> None:
         lines.append(f"| {r['model']} | {r['n_train']:,} | {a['ece']:.4f} | {a['brier']:.4f} | {b['ece']:.4f} | "
                      f"{b['brier']:.4f} |")
     lines += ["", f"Observed frequency of gold hashtags per confidence bin (top-{k} suggestions; n in brackets):",
-              "", "| confidence bin | " + " | ".join(r["model"] for r in results) + " |", "|---" * (1 + len(results)) + "|"]
+              "", *header("confidence bin", results)]
     bins = sorted({row["bin"] for r in results for row in r[f"top{k}"]["bins"]})
     for b in bins:
         cells = []
@@ -67,7 +70,7 @@ def write_markdown(results: list[dict[str, Any]], k: int, path: Path) -> None:
             cells.append(f"{row['observed']:.3f} (mean conf {row['confidence']:.3f}, n {row['n']:,})" if row else "-")
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
     lines += ["", "Top-1 suggestion under a threshold: share of test posts still answered / precision of the kept:",
-              "", "| min_confidence | " + " | ".join(r["model"] for r in results) + " |", "|---" * (1 + len(results)) + "|"]
+              "", *header("min_confidence", results)]
     for i, t in enumerate(THRESHOLDS):
         cells = [f"{r['thresholds'][i]['posts_answered']:.1%} / {r['thresholds'][i]['precision']:.3f}" for r in results]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")

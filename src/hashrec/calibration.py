@@ -17,8 +17,9 @@ calibration error (ECE, Naeini et al., AAAI 2015).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class Calibration:
     n_posts: int  # held-out posts it was fitted on
 
     @classmethod
-    def fit(cls, gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[tuple[str, float]]]) -> "Calibration | None":
+    def fit(cls, gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[tuple[str, float]]]) -> Calibration | None:
         """Fit on held-out posts: their gold hashtags and the model's top-`RANKS` (hashtag, score) lists."""
         if len(ranked) < MIN_POSTS:
             return None
@@ -93,7 +94,7 @@ class Calibration:
                 "ranks": [{"scores": xs.tolist(), "p": ps.tolist()} for xs, ps in self.steps]}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None, where: str) -> "Calibration | None":
+    def from_json(cls, data: dict[str, Any] | None, where: str) -> Calibration | None:
         """From model.json's `"calibration"`; None (absent, or saved before calibration existed) stays None."""
         if data is None:
             return None
