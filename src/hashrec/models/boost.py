@@ -60,8 +60,9 @@ SCORER_RANKS = 100  # a scorer's rank beyond its top 100 is reported as 100: onl
 
 # The best measured setting (weibo 0.2697 ± 0.0005 F1@1 over 3 booster seeds, docs/results/boost.md):
 # `hashrec train --model boost --data DIR` without --base trains these parts first (api.train_boost).
-# (name, params); hknn's base is the recipe's acnn, its h alone (words=False) as in that run.
-RECIPE_BASE = ("acnn", {"epochs": 4})
+# (name, params): that run's acnn had 4 epochs at gensim's word2vec scale (w2v_std=0, docs/results/acnn.md);
+# hknn's base is the recipe's acnn, its h alone (words=False), as in that run.
+RECIPE_BASE = ("acnn", {"epochs": 4, "w2v_std": 0.0})
 RECIPE_SCORERS = (("knn", {}), ("nb", {}), ("fasttext", {}), ("ibm1", {}), ("topicwa", {}), ("ttm", {}),
                   ("hknn", {"words": False}))
 RECIPE_BOOST = {"from_scorers": 5}
