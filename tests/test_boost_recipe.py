@@ -46,6 +46,8 @@ def test_one_command_trains_the_parts_then_reuses_them(small_split, tmp_path):
 def test_parts_must_be_named_and_their_folder_ours(small_split, tmp_path, capsys):
     with pytest.raises(ConfigError, match="not a part of boost's recipe"):
         api.train_boost(small_split, tmp_path / "b", params={"lda.topics": 5})
+    with pytest.raises(ConfigError, match="--scorer without --base"):
+        api.train("boost", small_split, tmp_path / "b", params={"scorers": ("runs/knn",)})
     with pytest.raises(ConfigError, match="give an output folder"):
         api.train("boost", small_split)
     (tmp_path / "mine.parts").mkdir()

@@ -82,6 +82,9 @@ def train_boost(data: str | Path, out: str | Path | None, *, params: dict[str, A
                           "output folder (--out), or a trained --base")
     stages = [RECIPE_BASE, *RECIPE_SCORERS]
     own, parts_params = _part_params(params or {}, [name for name, _ in stages])
+    if own.get("scorers"):
+        raise ConfigError("boost: --scorer without --base; give the base they go with (--base DIR), or neither "
+                          "to train the recipe's base and scorers")
     parts = Path(str(out) + ".parts")
     paths = {name: parts / name for name, _ in stages}
     settings = {name: {**defaults, **parts_params[name]} for name, defaults in stages}
