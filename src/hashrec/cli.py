@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the others continue.")
     cp.add_argument("--data", type=Path, required=True, help="split directory (train, dev, test)")
     cp.add_argument("--models", help="comma-separated, e.g. nb,lda,ibm1,knn,fasttext,acnn (default: all "
-                    "registered except " + " and ".join(STACKED) + ", which need --base): " + ", ".join(MODELS))
+                    "registered except " + " and ".join(STACKED) + ", which build on other models: hknn needs "
+                    "--base, boost trains its recipe's eight models first): " + ", ".join(MODELS))
     cp.add_argument("--out", type=Path, required=True, help="folder for the report and the models")
     cp.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
                     help="override one model's hyperparameter, e.g. --set nb.alpha=0.5")
