@@ -13,19 +13,23 @@ from typing import Callable, Iterator
 from hashrec import __version__, api
 from hashrec.bench import TWEETEVAL, WEIBO, bench, format_rows
 from hashrec.config import parse_overrides, read_preset
-from hashrec.data import format_stats, read_user_file, split_stats
+from hashrec.data import Tally, format_stats, read_user_file, split_stats
 from hashrec.errors import HashrecError
 from hashrec.metrics import format_table
 from hashrec.models import MODELS, STACKED
+from hashrec.models.base import check_k
 
 Command = Callable[[argparse.Namespace], None]
 
 
 def _cmd_prepare(a: argparse.Namespace) -> None:
+    tally = Tally()
     counts = api.prepare(a.dataset, a.out, source=a.source, train_size=a.train_size, heldout=a.heldout,
-                         fraction=a.fraction, seed=a.seed, by_time=a.by_time, **({} if a.source else {
+                         fraction=a.fraction, seed=a.seed, by_time=a.by_time, tally=tally, **({} if a.source else {
                              "style": a.hashtag_style, "text_field": a.text_field,
-                             "hashtags_field": a.hashtags_field}))
+                             "hashtags_field": a.hashtags_field, "time_field": a.time_field,
+                             "user_field": a.user_field}))
+    print(tally.summary())
     print(f"wrote {a.out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
@@ -35,12 +39,13 @@ def _cmd_train(a: argparse.Namespace) -> None:
         params["base"] = str(a.base[0]) if len(a.base) == 1 else tuple(str(b) for b in a.base)
     if a.scorer:
         params["scorers"] = tuple(str(s) for s in a.scorer)
-    model = api.train(a.model, a.data, a.out, params=params, resume=a.resume)
+    model = api.train(a.model, a.data, a.out, params=params, resume=a.resume, keep_checkpoint=a.keep_checkpoint)
     dev = model.metrics_.get("dev", {})
     print(f"saved {a.model} to {a.out}" + (f"; dev F1@1 {dev['F1@1']:.4f}" if dev else ""))
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> None:
+    check_k(a.k)
     if a.json:
         print(json.dumps(api.evaluate_report(a.model, a.data, ks=range(1, a.k + 1)), indent=1))
     else:
@@ -136,8 +141,15 @@ def _cmd_experiment(a: argparse.Namespace) -> None:
     print(f"wrote {', '.join(f'{a.out}/{t}.md' for t in a.tables)} (and .csv, .png)")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except where it has none (required options, unset ones)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _HelpFormatter
     p = argparse.ArgumentParser(prog="hashrec", formatter_class=fmt, description=(
         "Recommend hashtags for microblog posts. Typical run: `hashrec data prepare` a split directory, "
         "`hashrec train` a model on it, `hashrec evaluate` it (P@k R@k F1@k), `hashrec recommend` for new posts."))
@@ -162,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="own files: #topic# (weibo) or #tag (twitter); auto picks weibo for Chinese text")
     pr.add_argument("--text-field", default="text", help="own files: the text field or column")
     pr.add_argument("--hashtags-field", default="hashtags",
-                    help="own files: the hashtags field (list in JSONL, ';'-separated in CSV); absent = extract from text")
+                    help="own files: the hashtags field (a list in JSONL; in CSV tags separated by ';' or '|'); "
+                    "absent or empty = extract from the text")
+    pr.add_argument("--time-field", default="time",
+                    help="own files: when each post was made (ISO 8601 or epoch seconds); absent = undated")
+    pr.add_argument("--user-field", default="user", help="own files: each post's author id; absent = unknown")
     pr.set_defaults(func=_cmd_prepare)
     st = data.add_parser("stats", formatter_class=fmt, help="what a split directory holds",
                          description="Posts, distinct hashtags, hashtags per post, how many test gold hashtags "
@@ -186,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--scorer", type=Path, action="append", default=[],
                     help="boost: a trained model whose scores become features (repeatable)")
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.ckpt/")
+    tr.add_argument("--keep-checkpoint", action="store_true",
+                    help="keep OUT.ckpt/ (acnn, cnn, attention: the last epoch's state) after a successful run")
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", formatter_class=fmt, help="P@k R@k F1@k of a model (paper Eq. 11)")
@@ -209,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "GET /health, the OpenAPI docs at /docs and a compose page at /.")
     sv.add_argument("--model", type=Path, required=True, help="model directory")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     sv.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model; the "
                     "connections are handed to them in turn (2 on a 2-core machine: docs/PERFORMANCE-serve.md)")
     sv.add_argument("--max-batch", type=int, default=64, help="most posts in one /recommend/batch request")
@@ -284,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a path the checks could not foresee: a full disk, a folder that vanished
+        where = ", ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        print(f"hashrec: error: {where + ': ' if where else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
 
 
