@@ -197,3 +197,11 @@ def test_hashtags_of_the_wrong_type_say_what_they_hold(tmp_path):
     path.write_text('{"text": "a", "hashtags": [1, 2]}\n', encoding="utf-8")
     with pytest.raises(DataError, match="a list of strings, got a list holding int"):
         list(read_user_file(path))
+
+
+@pytest.mark.parametrize("option", ["--heldout", "--train-size"])
+def test_sizes_must_be_positive(tmp_path, capsys, option):
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join(json.dumps({"text": f"post {i} #t{i % 3}"}) for i in range(30)), encoding="utf-8")
+    code, _, err = _prepare_cli(path, tmp_path / "o", capsys, option, -1)
+    assert code == 1 and f"{option} must be a positive number of posts, got -1" in err

@@ -401,6 +401,9 @@ def split(posts: list[Post], *, heldout: int | None = None, fraction: float = 0.
     test the latest: the realistic setting, where new hashtags keep appearing.
     """
     posts = list(posts)
+    for option, value in (("--heldout", heldout), ("--train-size", train_size)):
+        if value is not None and value < 1:
+            raise DataError(f"{option} must be a positive number of posts, got {value}")
     if not 0 < fraction < 0.5:
         raise DataError(f"--fraction must be in (0, 0.5): the share of posts for dev and for test each, got {fraction}")
     n = heldout if heldout is not None else math.floor(len(posts) * fraction + 1e-9)  # 0.1: n // 10

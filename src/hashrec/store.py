@@ -86,6 +86,8 @@ def check_output_dir(path: str | os.PathLike, kind: str, inputs: Sequence[str | 
     directory is swapped whole), and a path that is one of `inputs` or holds one. Call it before
     the work starts, so that a bad --out costs nothing.
     """
+    if "\x00" in str(path):  # only from Python (a command line cannot hold one); os calls raise ValueError
+        raise OutputError(f"{path!r}: a path cannot hold a NUL byte")
     given, path = path, Path(path).expanduser().resolve()  # resolve: Path(".").name is empty
     if path.exists() and not path.is_dir():
         raise OutputError(f"{given}: is a file, not a folder; refusing to replace it. Name a new folder")
