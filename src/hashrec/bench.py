@@ -43,9 +43,6 @@ from hashrec.errors import HashrecError
 from hashrec.store import atomic_open, claim_output_dir, write_json
 from hashrec.tokens import tokenize_many, tokenize_parallel
 
-ROOT = Path(__file__).resolve().parents[2]
-WEIBO = ROOT.parent / "shared" / "benchmarks" / "weibo"
-TWEETEVAL = ROOT.parent / "shared" / "benchmarks" / "tweeteval"
 K = 5  # hashtags per post in every inference measurement (the CLI's default)
 
 
@@ -353,14 +350,15 @@ def _batch_sweep(model: Any, docs: list[list[str]], plan: Plan) -> dict[str, Rat
     batch can have), and `Packed` batches in given order (the inference path)."""
     import torch
 
-    from hashrec.models.acnn import pack, pad
+    from hashrec.models.acnn_fast import pack, packed_features
+    from hashrec.models.acnn_net import pad
 
     net = model.net_
     ids = model.encode(docs)
     by_length = sorted(ids, key=len)
     ways = {"padded, given order": (lambda b: net.out(net.features(pad(b))), ids),
             "padded, sorted by length": (lambda b: net.out(net.features(pad(b))), by_length),
-            "packed, given order": (lambda b: net.out(net.packed_features(pack(b, net.gap))), ids)}
+            "packed, given order": (lambda b: net.out(packed_features(net, pack(b, net.gap))), ids)}
     out = {}
     with torch.inference_mode():
         for bs in plan.batch_sizes:
@@ -496,7 +494,7 @@ def _flop_rows(name: str, out: dict, train: Rate, threads: int) -> list[Row]:
 # ---------------------------------------------------------------------------- entry points
 
 
-def bench(data: str | Path = WEIBO, en_data: str | Path = TWEETEVAL, *, quick: bool = False,
+def bench(data: str | Path, en_data: str | Path, *, quick: bool = False,
           model: str = "acnn", params: dict[str, Any] | None = None, threads: int = 2,
           train_budget: float | None = None, out: str | Path | None = None) -> list[Row]:
     """Run every measurement once and return the rows; with `out`, also write bench.json and bench.md there.

@@ -1,6 +1,6 @@
 """How much the posting day would tell on weibo, a signal the benchmark's posts do not carry (a diagnostic).
 
-    .venv/bin/python benchmarks/day_signal.py --data ../shared/benchmarks/weibo \\
+    .venv/bin/python benchmarks/diagnostics/day_signal.py --data ../shared/benchmarks/weibo \\
         --source ../shared/data/weibo-covid19 --model runs/baselines/weibo/models/knn
 
 weibo-covid19 was crawled under each day's trending hashtags, one CSV per day. This finds each
@@ -23,7 +23,7 @@ from pathlib import Path
 from hashrec.data import load_split, read_weibo_csv
 from hashrec.metrics import evaluate_ranked
 from hashrec.models.base import Recommender
-from hashrec.ranking import model_sha256, model_top
+from hashrec.models.boost import model_sha256, model_top
 from hashrec.tokens import tokenize_many
 
 
