@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -58,10 +57,9 @@ def test_train_refuses_a_prepared_folder_and_a_file(small_split, tmp_path, posts
 
 def test_train_out_dot_is_refused_before_training(small_split, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    start = time.perf_counter()
     code, _, err = _run(["train", "--model", "acnn", "--data", small_split, "--out", "."], capsys)
     assert code == 1 and "is the current folder" in err
-    assert time.perf_counter() - start < 5 and list(tmp_path.iterdir()) == []  # nothing trained, nothing left
+    assert "epoch" not in err and list(tmp_path.iterdir()) == []  # nothing trained, nothing left
 
 
 @pytest.mark.parametrize("command", ["train", "prepare"])
@@ -107,7 +105,7 @@ def test_experiment_and_bench_refuse_a_folder_they_did_not_make(small_split, tmp
     (tmp_path / "notes.txt").write_text("x")
     code, _, err = _run(["experiment", "table1", "--data", small_split, "--out", tmp_path], capsys)
     assert code == 1 and "notes.txt" in err
-    code, _, err = _run(["bench", "--quick", "--data", small_split, "--out", tmp_path], capsys)
+    code, _, err = _run(["bench", "--quick", "--data", small_split, "--en-data", small_split, "--out", tmp_path], capsys)
     assert code == 1 and "notes.txt" in err
 
 
