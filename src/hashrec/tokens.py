@@ -29,6 +29,7 @@ WORD_CHAR = re.compile(r"[^\W_]")  # the characters str.isalnum accepts, found i
 # jieba's split of the text between dictionary words that are not Chinese (finalseg's re_skip)
 JIEBA_NON_HAN = re.compile(r"[a-zA-Z0-9]+(?:\.\d+)?%?|[^a-zA-Z0-9]+")
 JOINED = re.compile(r"[^\u4e00-\u9fd5a-zA-Z0-9]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 CACHE_MIN = 5000  # smaller batches tokenize faster than a cache round trip
 
 
@@ -44,8 +45,12 @@ def segment(text: str) -> list[str]:
     """
     import rjieba
 
+    try:
+        words = rjieba.cut(text, hmm=True)
+    except UnicodeEncodeError:  # a lone surrogate (from Python, or a JSON escape) is no character: a space
+        words = rjieba.cut(LONE_SURROGATE.sub(" ", text), hmm=True)
     out: list[str] = []
-    for word in rjieba.cut(text, hmm=True):
+    for word in words:
         if len(word) > 1 and JOINED.search(word) and not CJK.search(word):
             out += JIEBA_NON_HAN.findall(word)
         else:
