@@ -138,3 +138,12 @@ def test_os_error_is_a_message_naming_the_path(command, capsys):
     name = "a" * 300  # longer than a file name may be: ENAMETOOLONG from the first stat
     code, _, err = _run([*command, name], capsys)
     assert code == 1 and f"hashrec: error: {name}" in err and "File name too long" in err
+
+
+@pytest.mark.parametrize("command", [["train"], ["serve"], ["evaluate"], ["data", "prepare"], ["compare"]])
+def test_help_shows_no_none_defaults_and_every_option_has_help(command, capsys):
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out
+    assert "TCP port to listen on" in out or command != ["serve"]

@@ -12,10 +12,12 @@ import hashlib
 import json
 import os
 import re
+import sys
+import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from hashrec.data import CJK
 from hashrec.store import atomic_open
@@ -145,11 +147,20 @@ def tokenize_parallel(texts: Sequence[str], *, workers: int | None = None,
 
 
 def _progress(it: Iterable, total: int, enabled: bool) -> Iterable:
+    """A bar on a terminal; elsewhere (a log) one line when the stage ends, with its time."""
     if not enabled:
         return it
+    if not sys.stderr.isatty():
+        return _stage_line(it, total)
     from tqdm import tqdm
 
     return tqdm(it, total=total, desc="tokenize", unit="chunk", leave=False)
+
+
+def _stage_line(it: Iterable, total: int) -> Iterator:
+    start = time.perf_counter()
+    yield from it
+    print(f"tokenize: {total} chunks in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 class Vocab:
