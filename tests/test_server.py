@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import os
 import select
 import socket
@@ -259,6 +260,15 @@ def test_lone_surrogate_is_refused_with_422_not_500(client, path):
 
 def test_lone_surrogate_reaching_the_model_from_python_is_answered(model):
     assert len(api.recommend(model, ["\ud800abc 武汉加油"], k=2)[0]["hashtags"]) == 2
+
+
+def test_docs_page_loads_nothing_from_another_host(client):
+    page = client.get("/docs").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"|url: *[\'"]([^\'"]+)', page)
+    urls = [u for pair in assets for u in pair if u]
+    assert urls and not [u for u in urls if "://" in u or u.startswith("//")], urls
+    assert all(client.get(u).status_code == 200 for u in urls if u.startswith("/docs-static/"))
+    assert "swagger-ui-bundle.js" in page
 
 
 def test_favicon_is_served(client):

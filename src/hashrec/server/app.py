@@ -9,8 +9,10 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from hashrec import __version__, api
 from hashrec.config import check
@@ -47,8 +49,8 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     gc.collect()
     gc.freeze()
 
-    app = Served(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes,
-                  description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
+    app = Served(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes, docs_url=None,
+                  redoc_url=None, description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
 
     @app.exception_handler(HashrecError)
     def _hashrec_error(request: Request, exc: HashrecError) -> Response:
@@ -110,7 +112,15 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     def favicon() -> FileResponse:
         return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # FastAPI's default page loads Swagger UI from a CDN: blank without internet. Served from the package.
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="hashrec API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css", swagger_favicon_url="/favicon.ico")
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
     return app
 
 
