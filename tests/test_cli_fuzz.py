@@ -5,13 +5,13 @@ subcommand exits 0, 1 or 2 with a message, never with a traceback.
 Paths that would start long work (a real split directory for experiment, bench, a real model for
 serve) are left out of those commands' pools: they fail, or finish, within a second.
 """
+
 from __future__ import annotations
 
 import argparse
 import io
 import json
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -36,8 +36,10 @@ def paths(tmp_path_factory, small_split) -> dict[str, str]:
     (root / "empty").mkdir()
     (root / "preset.json").write_text('{"alpha": 0.5}')
     assert main(["train", "--model", "popularity", "--data", str(split), "--out", str(root / "model")]) == 0
-    return {name: str(root / name) for name in
-            ("split", "model", "posts.jsonl", "posts.csv", "empty", "preset.json", "missing", "new/out")}
+    return {
+        name: str(root / name)
+        for name in ("split", "model", "posts.jsonl", "posts.csv", "empty", "preset.json", "missing", "new/out")
+    }
 
 
 def _values(paths: dict[str, str], light: bool) -> st.SearchStrategy[str]:
@@ -56,8 +58,17 @@ def _parser(command: tuple[str, ...]) -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = [("data", "prepare"), ("data", "stats"), ("train",), ("evaluate",), ("recommend",), ("compare",),
-            ("experiment",), ("bench",), ("serve",)]
+COMMANDS = [
+    ("data", "prepare"),
+    ("data", "stats"),
+    ("train",),
+    ("evaluate",),
+    ("recommend",),
+    ("compare",),
+    ("experiment",),
+    ("bench",),
+    ("serve",),
+]
 
 
 @st.composite

@@ -1,4 +1,5 @@
 """No command deletes or overwrites what it did not make; a bad --out is refused before any work."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import pytest
 
 from hashrec.cli import main
 from hashrec.errors import OutputError
-from hashrec.store import MARKER, claim_output_dir, check_output_dir
+from hashrec.store import MARKER, check_output_dir, claim_output_dir
 
 
 def _run(args: list, capsys) -> tuple[int, str, str]:
@@ -64,8 +65,11 @@ def test_train_out_dot_is_refused_before_training(small_split, tmp_path, monkeyp
 
 @pytest.mark.parametrize("command", ["train", "prepare"])
 def test_unwritable_out_is_an_error_before_work(small_split, posts_file, command, capsys):
-    args = ["data", "prepare", posts_file] if command == "prepare" else \
-        ["train", "--model", "popularity", "--data", small_split]
+    args = (
+        ["data", "prepare", posts_file]
+        if command == "prepare"
+        else ["train", "--model", "popularity", "--data", small_split]
+    )
     code, _, err = _run([*args, "--out", "/proc/nope/m"], capsys)
     assert code == 1 and "/proc/nope/m: cannot write there" in err
 
@@ -105,7 +109,9 @@ def test_experiment_and_bench_refuse_a_folder_they_did_not_make(small_split, tmp
     (tmp_path / "notes.txt").write_text("x")
     code, _, err = _run(["experiment", "table1", "--data", small_split, "--out", tmp_path], capsys)
     assert code == 1 and "notes.txt" in err
-    code, _, err = _run(["bench", "--quick", "--data", small_split, "--en-data", small_split, "--out", tmp_path], capsys)
+    code, _, err = _run(
+        ["bench", "--quick", "--data", small_split, "--en-data", small_split, "--out", tmp_path], capsys
+    )
     assert code == 1 and "notes.txt" in err
 
 

@@ -1,8 +1,8 @@
 """Tokens: jieba-rs (hashrec's segmenter) gives jieba's tokens on real Weibo posts."""
 from __future__ import annotations
 
-import re
 import logging
+import re
 
 import jieba
 import pytest

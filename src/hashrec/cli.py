@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model", required=True, choices=list(MODELS), metavar="MODEL", help="one of: " + ", ".join(MODELS))
     tr.add_argument("--data", type=_path, required=True, help="split directory (train and dev)")
     tr.add_argument("--out", type=_path, required=True, help="model directory to write")
-    tr.add_argument("--config", type=_path, help='JSON file of hyperparameters, e.g. {"epochs": 4, "lr": 0.005}; --set overrides it')
+    tr.add_argument("--config", type=_path,
+                    help='JSON file of hyperparameters, e.g. {"epochs": 4, "lr": 0.005}; --set overrides it')
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyperparameter, e.g. --set delta=0.7 --set 'windows=(1,2)'")
     tr.add_argument("--base", type=_path, action="append", default=[],

@@ -100,7 +100,8 @@ def compare(data: str | Path, models: Sequence[str], out: str | Path, *,
     """Train and score each of `models` on split directory `data`; write the report into `out`.
 
     `overrides` are `MODEL.KEY: value` hyperparameters; with `reuse`, a model already saved in
-    OUT/models/NAME is loaded instead of retrained. `out` must be new, empty or a folder compare made. Returns the results in the order given.
+    OUT/models/NAME is loaded instead of retrained. `out` must be new, empty or a folder compare made.
+    Returns the results in the order given.
     """
     models = check_models(models)
     params = split_params(overrides or {}, models)

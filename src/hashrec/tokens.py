@@ -15,9 +15,9 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from hashrec.data import CJK
 from hashrec.store import atomic_open
@@ -179,7 +179,7 @@ class Vocab:
         self.stoi = {t: i for i, t in enumerate(itos)}
 
     @classmethod
-    def build(cls, docs: Iterable[Sequence[str]], *, min_count: int = 1, max_size: int | None = None) -> "Vocab":
+    def build(cls, docs: Iterable[Sequence[str]], *, min_count: int = 1, max_size: int | None = None) -> Vocab:
         counts = Counter(t for d in docs for t in d)
         kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
         return cls([cls.PAD, cls.UNK] + kept[:max_size])

@@ -50,7 +50,8 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     gc.freeze()
 
     app = Served(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes, docs_url=None,
-                  redoc_url=None, description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
+                  redoc_url=None,  # /docs below serves Swagger UI's files itself; ReDoc would need a CDN
+                  description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
 
     @app.exception_handler(HashrecError)
     def _hashrec_error(request: Request, exc: HashrecError) -> Response:
