@@ -210,7 +210,7 @@ def _check_hashtags(value: object, where: str) -> tuple[str, ...]:
     odd = next((t for t in value if not isinstance(t, str)), None)
     if odd is not None:
         raise DataError(f"{where}: 'hashtags' must be a list of strings, got a list holding {type(odd).__name__}")
-    return _unique(t.strip().strip("#").strip() for t in value)
+    return _unique(t.strip().lstrip("#").strip() for t in value)
 
 
 Malformed = Callable[[DataError], None]  # told of a row that is not one post; None: such a row is an error
@@ -236,9 +236,9 @@ def split_hashtag_cell(cell: str) -> tuple[str, ...]:
         if re.fullmatch(r"(#[^#]+#\s*)+", part):
             tags += WEIBO_TAG.findall(part)
         elif re.fullmatch(r"(#\S+\s*){2,}", part):
-            tags += [word.strip("#") for word in part.split()]
+            tags += [word.lstrip("#") for word in part.split()]
         else:
-            tags.append(part.strip("#"))
+            tags.append(part.lstrip("#"))  # "C#" keeps its '#'; "#topic#" is the form above
     return _unique(t.strip() for t in tags)
 
 
