@@ -30,7 +30,7 @@ def test_one_command_trains_the_parts_then_reuses_them(small_split, tmp_path):
     assert [line.split()[1] for line in lines if "training into" in line] == [*(p + ":" for p in PARTS), "boost:"]
     assert boost.config.base == str(out) + ".parts/acnn" and boost.config.from_scorers == 5
     assert [Recommender.load(s).name for s in boost.config.scorers] == PARTS[1:]
-    assert json.loads((tmp_path / "boost.parts" / ".hashrec").read_text()) == {"kind": "boost parts"}
+    assert json.loads((tmp_path / "boost.parts" / ".hashrec").read_text()) == {"kind": "train --model boost"}
     assert Recommender.load(out).suggest(["武汉加油"], k=3)[0][0].confidence is not None
 
     lines.clear()  # again, with a different booster seed: every part is reused
@@ -53,5 +53,5 @@ def test_parts_must_be_named_and_their_folder_ours(small_split, tmp_path, capsys
     (tmp_path / "mine.parts").mkdir()
     (tmp_path / "mine.parts" / "notes.txt").write_text("my notes")
     assert main(["train", "--model", "boost", "--data", str(small_split), "--out", str(tmp_path / "mine")]) == 1
-    assert "was not made by `hashrec train --model boost`" in capsys.readouterr().err
+    assert "mine.parts: holds files hashrec did not write (notes.txt)" in capsys.readouterr().err
     assert (tmp_path / "mine.parts" / "notes.txt").read_text() == "my notes"

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from hashrec.errors import ConfigError, DataError
 from hashrec.metrics import Scores, report
 from hashrec.models import create
 from hashrec.models.base import Recommender, check_k, check_texts, fingerprint
-from hashrec.store import MODEL_JSON, write_json
+from hashrec.store import MARKER, MODEL, MODEL_JSON, check_output_dir, claim_output_dir
 
 Log = Callable[[str], None]
 
@@ -32,32 +33,44 @@ def _model(model: Recommender | str | Path) -> Recommender:
 
 
 def train(model: str, data: str | Path, out: str | Path | None = None, *,
-          params: dict[str, Any] | None = None, resume: bool = False) -> Recommender:
+          params: dict[str, Any] | None = None, resume: bool = False,
+          keep_checkpoint: bool = False) -> Recommender:
     """Fit recommender `model` on the split directory `data` (train; dev for selection), score dev, save.
 
     `params` override the model's defaults: the fields of its config dataclass (e.g.
     `hashrec.models.acnn.ACNNConfig`); an unknown name is refused with the list of valid ones.
-    With `out`, the model is saved there; neural models also keep per-epoch checkpoints beside
-    it (`OUT.ckpt/`) and `resume=True` continues from the last one. `boost` without a `base`
-    trains its recipe's parts first (`train_boost`).
+    With `out` (checked before any work: an absent path, an empty folder or an earlier model,
+    never the data or a model this one reads), the model is saved there; neural models also keep
+    per-epoch checkpoints beside it (`OUT.ckpt/`), removed on success unless `keep_checkpoint`,
+    and `resume=True` continues from the last one. `boost` without a `base` trains its recipe's
+    parts first (`train_boost`).
     """
     if model == "boost" and not (params or {}).get("base"):
         return train_boost(data, out, params=params)
     rec = create(model, **(params or {}))
+    checkpoint = None
+    if out is not None:
+        out = check_output_dir(out, MODEL, inputs=[data, *_model_inputs(params or {})])
+        checkpoint = claim_output_dir(out.with_name(out.name + ".ckpt"), "train checkpoint")
     train_posts = load_split(data, "train")
     try:
         dev_posts: list[Post] | None = load_split(data, "dev")
     except DataError:
         dev_posts = None
     rec.trained_on_ = {"data": str(data)}
-    if out is not None:
-        rec.checkpoint_dir = Path(str(out) + ".ckpt")
+    rec.checkpoint_dir = checkpoint
     rec.resume = resume
-    rec.fit(train_posts, dev_posts)
+    try:
+        rec.fit(train_posts, dev_posts)
+    finally:
+        if checkpoint is not None and _only_marker(checkpoint):  # a model that keeps no checkpoints
+            shutil.rmtree(checkpoint, ignore_errors=True)
     if dev_posts:
         rec.metrics_ = {"dev": {f"F1@{k}": s.f1 for k, s in rec.evaluate(dev_posts).items()}}
     if out is not None and _is_main_process():
         rec.save(out)
+        if not keep_checkpoint:
+            shutil.rmtree(checkpoint, ignore_errors=True)
     return rec
 
 
@@ -93,8 +106,9 @@ def train_boost(data: str | Path, out: str | Path | None, *, params: dict[str, A
                     "scorers": tuple(str(paths[name]) for name, _ in RECIPE_SCORERS)}
     for name, wanted in [*settings.items(), ("boost", boost_params)]:
         create(name, **wanted)  # a bad option is refused now, not after an hour of training
+    check_output_dir(out, MODEL, inputs=[data])  # a bad --out fails now, not after the parts
+    claim_output_dir(parts, "train --model boost", inputs=[data])  # made and marked; someone else's is refused
     digest = fingerprint([p.text for p in load_split(data, "train")])
-    _parts_dir(parts)
     retrained_base, n = False, len(settings) + 1
     for i, (name, wanted) in enumerate(settings.items(), 1):
         path = paths[name]
@@ -132,17 +146,6 @@ def _part_params(params: dict[str, Any], parts: list[str]) -> tuple[dict[str, An
     return own, per
 
 
-def _parts_dir(parts: Path) -> None:
-    """Make and mark `OUT.parts/`; a folder of that name that this command did not make is refused."""
-    marker = parts / ".hashrec"
-    if parts.exists() and (not parts.is_dir() or (any(parts.iterdir()) and not marker.is_file())):
-        raise ConfigError(f"{parts}: exists and was not made by `hashrec train --model boost`; boost keeps its "
-                          "base and scorers there, so move it away or name another --out")
-    parts.mkdir(parents=True, exist_ok=True)
-    if not marker.is_file():
-        write_json(marker, {"kind": "boost parts"})
-
-
 def _same_part(path: Path, name: str, params: dict[str, Any], digest: str) -> bool:
     """Whether the model at `path` is `name` with `params`, trained on the posts whose fingerprint is `digest`."""
     try:
@@ -152,6 +155,16 @@ def _same_part(path: Path, name: str, params: dict[str, Any], digest: str) -> bo
                 and meta["trained_on"].get("train_sha256") == digest)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
+
+
+def _model_inputs(params: dict[str, Any]) -> list[str]:
+    """The saved models a model reads by path (boost's and hknn's base, boost's scorers): never an --out."""
+    paths = [params.get("base"), params.get("scorers")]
+    return [str(p) for value in paths if value for p in ((value,) if isinstance(value, (str, Path)) else value)]
+
+
+def _only_marker(folder: Path) -> bool:
+    return [p.name for p in folder.iterdir()] == [MARKER] if folder.is_dir() else False
 
 
 def _is_main_process() -> bool:
