@@ -13,8 +13,9 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 
 from hashrec.config import check
+from hashrec.data import Post
 from hashrec.models.base import Dev, Docs, Recommender, Tags
-from hashrec.models.bow import count_matrix, training_matrices, sparse_from_arrays, sparse_to_arrays
+from hashrec.models.bow import count_matrix, label_matrix, sparse_from_arrays, sparse_to_arrays, training_matrices
 from hashrec.tokens import Vocab
 
 
@@ -23,7 +24,7 @@ class NBConfig:
     """alpha: additive (Lidstone) smoothing of P(w|t); 1.0 is Laplace. With ~20k hashtags most
     have few posts, and Laplace smoothing drowns their counts: on weibo dev (3,000 posts) F1@1 was
     0.061 at alpha 1, 0.162 at 0.1, 0.217 at 0.01, 0.189 at 0.001 (docs/results/baselines.md).
-    min_count: words seen fewer times in training are ignored."""
+    min_count: words seen fewer times in training are ignored (a word first met by `update` joins at once)."""
 
     alpha: float = 0.01
     min_count: int = 1
@@ -44,15 +45,25 @@ class NaiveBayes(Recommender):
         P(w|t) = (n_tw + alpha) / (n_t + alpha |V|)   (n_tw: count of w in posts tagged t)
 
     Computed sparsely: log(n_tw + alpha) = log alpha + log1p(n_tw / alpha), and the log1p term
-    is non-zero only where w occurred with t.
+    is non-zero only where w occurred with t. `update` adds the new posts' counts to n_tw and
+    c_t: the same model as a fit on all posts (but for min_count), with the new words in V.
     """
 
     name = "nb"
     Config = NBConfig
+    learns_online = True
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
         self.vocab_, X, Y = training_matrices(docs, self.label_ids(tags), len(self.labels_), self.config.min_count)
         self._set_counts(sp.csr_matrix(Y.T @ X))
+
+    def _update(self, docs: Docs, tags: Tags, posts: list[Post]) -> None:
+        """Add the posts' word counts to n_tw; new words join the vocabulary, new hashtags add rows."""
+        self.vocab_.grow(docs)
+        counts = self.counts_.copy()
+        counts.resize((len(self.labels_), len(self.vocab_)))
+        Y = label_matrix(self.label_ids(tags), len(self.labels_))
+        self._set_counts(sp.csr_matrix(counts + Y.T @ count_matrix(docs, self.vocab_)))
 
     def _set_counts(self, counts: sp.csr_matrix) -> None:
         """Derive the scoring terms from n_tw, the (n_labels, n_words) word counts per hashtag."""
