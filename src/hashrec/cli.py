@@ -161,6 +161,15 @@ def _cmd_experiment(a: argparse.Namespace) -> None:
     print(f"wrote {', '.join(f'{a.out}/{t}.md' for t in a.tables)} (and .csv, .png)")
 
 
+def _add_reading_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """How a user's own file is read: the hashtag style and the fields."""
+    p.add_argument("--hashtag-style", choices=["auto", "weibo", "twitter"], default="auto",
+                   help=prefix + "#topic# (weibo) or #tag (twitter); auto picks weibo for Chinese text")
+    p.add_argument("--text-field", default="text", help=prefix + "the text field or column")
+    p.add_argument("--hashtags-field", default="hashtags",
+                   help=prefix + "the hashtags field (list in JSONL, ';'-separated in CSV); absent = extract from text")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="hashrec", formatter_class=fmt, description=(
@@ -183,11 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--by-time", action="store_true",
                     help="weibo-covid19: train on the earliest days, dev and test on the latest (no shuffle)")
     pr.add_argument("--seed", type=int, default=0, help="shuffle seed (0 gives the reference splits)")
-    pr.add_argument("--hashtag-style", choices=["auto", "weibo", "twitter"], default="auto",
-                    help="own files: #topic# (weibo) or #tag (twitter); auto picks weibo for Chinese text")
-    pr.add_argument("--text-field", default="text", help="own files: the text field or column")
-    pr.add_argument("--hashtags-field", default="hashtags",
-                    help="own files: the hashtags field (list in JSONL, ';'-separated in CSV); absent = extract from text")
+    _add_reading_options(pr, "own files: ")
     pr.add_argument("--stream", action="store_true",
                     help="write warmup/dev/test in stream order, for `hashrec stream`. weibo-covid19 gives the "
                     "reference stream (../shared/benchmarks/weibo-stream). An own file is sorted by time (a stable "
@@ -270,10 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--model", type=Path, required=True, help="model directory")
     up.add_argument("--data", type=Path, required=True, help="file of new posts")
     up.add_argument("--out", type=Path, required=True, help="model directory to write (may be --model)")
-    up.add_argument("--hashtag-style", choices=["auto", "weibo", "twitter"], default="auto",
-                    help="#topic# (weibo) or #tag (twitter), when the file has no hashtags field")
-    up.add_argument("--text-field", default="text", help="the text field or column")
-    up.add_argument("--hashtags-field", default="hashtags", help="the hashtags field; absent = extract from text")
+    _add_reading_options(up)
     up.set_defaults(func=_cmd_update)
 
     sv = sub.add_parser("serve", formatter_class=fmt, help="HTTP API and compose page (docs at /docs)",
