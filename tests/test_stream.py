@@ -226,9 +226,15 @@ def test_stream_refuses_a_bad_chunk_and_set_on_a_directory(tmp_path, small_strea
 
 # ---------------------------------------------------------------------------- learning online
 
-def test_nb_update_equals_a_fit_on_all_posts(reference):
+@pytest.mark.parametrize("merge_share", [0.0, 10.0])  # new counts merged at once, or kept pending
+def test_nb_update_equals_a_fit_on_all_posts(reference, monkeypatch, tmp_path, merge_share):
+    from hashrec.models.nb import NaiveBayes
+
+    monkeypatch.setattr(NaiveBayes, "MERGE_SHARE", merge_share)
     first, later = reference["dev"][:300], reference["dev"][300:600]
-    online = create("nb").fit(first).update(later)
+    online = create("nb").fit(first).update(later[:120]).update(later[120:])
+    online.save(tmp_path / "nb")
+    assert Recommender.load(tmp_path / "nb").recommend("武汉加油", 5) == online.recommend("武汉加油", 5)
     batch = create("nb").fit(first + later)
     texts = [p.text for p in reference["test"][:50]]
     assert sorted(online.labels_) == sorted(batch.labels_)

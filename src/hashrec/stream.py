@@ -133,7 +133,7 @@ def replay(rec: Recommender, warmup: list[Post], stream: list[Post], first_score
             started = time.perf_counter()
             rec.update(block)
             tally.learn_s += time.perf_counter() - started
-        progress.step(start + len(block) > first_scored)
+        progress.step("scored" if start + len(block) > first_scored else "not scored")
     progress.close()
     return tally
 
@@ -167,14 +167,14 @@ class Progress:
 
             self.bar = tqdm(total=total, desc="stream", unit="chunk")
 
-    def step(self, scoring: bool) -> None:
+    def step(self, what: str) -> None:
         self.done += 1
         if self.bar is not None:
             self.bar.update(1)
         elif self.done % LOG_EVERY == 0 or self.done == self.total:
             elapsed = time.perf_counter() - self.started
             left = elapsed / self.done * (self.total - self.done)
-            self.log(f"chunk {self.done:,}/{self.total:,} ({'test' if scoring else 'dev'}) "
+            self.log(f"chunk {self.done:,}/{self.total:,} ({what}) "
                      f"{elapsed:.0f} s, about {left:.0f} s left")
 
     def close(self) -> None:
