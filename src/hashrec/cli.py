@@ -253,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "hashtags were used earlier (seen) or not (new), the ceiling (share of seen posts), "
                         "learning and recommending cost. Writes OUT/report.json, OUT/predictions.jsonl and "
                         "OUT/per_day.png. A model that cannot learn online runs as --baseline static.")
-    sm.add_argument("--model", help=f"registry name, fitted on warmup here, or a trained model directory "
-                    f"(default: {DEFAULT_STREAM_MODEL}, the best streaming setup)")
+    sm.add_argument("--model", default=DEFAULT_STREAM_MODEL, help="registry name, fitted on warmup here, or a "
+                    "trained model directory; the default is the best streaming setup (docs/results/stream.md)")
     sm.add_argument("--data", type=Path, required=True, help="stream directory (`hashrec data prepare --stream`)")
     sm.add_argument("--out", type=Path, required=True, help="folder for report.json, predictions.jsonl, per_day.png")
     sm.add_argument("--chunk", type=int, default=100, help="posts recommended before the model learns them")
