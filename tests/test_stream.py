@@ -314,3 +314,18 @@ def test_recommend_cli_at_a_time(tmp_path, reference, capsys):
     assert answers["2020-03-13"][0] in {t for p in reference["dev"][:300] for t in p.hashtags}
     assert main(["recommend", "--model", str(model_dir), "--at", "someday", "x"]) == 1
     assert "someday" in capsys.readouterr().err
+
+
+def test_saving_over_a_model_swaps_it_in_one_step(tmp_path, reference, monkeypatch):
+    """`hashrec update --out M` with M the model itself: the new directory and the old are exchanged at once
+    (renameat2), so no moment leaves M absent; the two-move fallback is not needed on this system."""
+    import os
+
+    model_dir = tmp_path / "pop"
+    create("popularity").fit(reference["dev"][:100]).save(model_dir)
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(AssertionError("moved aside"))
+                        if Path(a) == model_dir or Path(b) == model_dir else replace(a, b))
+    api.update(model_dir, reference["test"][:50], model_dir)
+    assert Recommender.load(model_dir).trained_on_["n_updates"] == 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pop"]
