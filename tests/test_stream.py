@@ -206,9 +206,11 @@ def test_daily_baseline_refits_at_each_new_day(tmp_path, small_stream, monkeypat
     monkeypatch.setattr(Recommender, "fit", lambda self, train, dev=None: fits.append(len(train)) or
                         original(self, train, dev))
     result = run("popularity", small_stream, tmp_path / "out", baseline="daily", chunk=70)
-    days = sorted({p.time for p in load_split(small_stream, "dev") + load_split(small_stream, "test")})
-    assert result["cost"]["refits"] == len(days) - 1 == len(fits) - 1
-    assert fits == [300 + 150 * i for i in range(6)]  # warm-up, then each day adds its 150 posts
+    # warm-up (2 days), then before each scored (test) day: every earlier post, 150 a day
+    assert fits == [300, 300 + 450, 300 + 600, 300 + 750] and result["cost"]["refits"] == 3
+    fits.clear()
+    result = run("popularity", small_stream, tmp_path / "dev", baseline="daily", chunk=70, score="dev")
+    assert fits == [300, 450, 600] and result["cost"]["refits"] == 2  # scoring dev: its 2nd and 3rd day
 
 
 def test_a_static_model_runs_as_static_under_the_default_protocol(tmp_path, small_stream):

@@ -10,7 +10,9 @@ the share of seen posts bounds what any recommender of known hashtags can reach 
 Protocols: "stream" learns from every chunk; "static" never learns after warm-up; "daily" refits
 from scratch at each new (UTC) day on every post of the earlier days. A model that cannot learn
 online (fasttext, lda, ibm1, topicwa, ttm, the networks) runs as static under the default protocol,
-and the report says so.
+and the report says so. Posts that are not scored (dev, under the default scoring) are learned but
+not recommended, and the daily baseline refits only before the days it scores: neither changes a
+scored recommendation.
 """
 from __future__ import annotations
 
@@ -115,25 +117,25 @@ def replay(rec: Recommender, warmup: list[Post], stream: list[Post], first_score
     progress = Progress(math.ceil(len(stream) / chunk), log)
     for start in range(0, len(stream), chunk):
         block = stream[start:start + chunk]
+        scored = block[max(first_scored - start, 0):]  # unscored (dev) posts are learned, never recommended
         ranked: list[list[str]] = []
         # daily: a chunk that crosses midnight is recommended in two parts, the second after the refit
-        for a, b in day_groups(block) if protocol == "daily" else [(0, len(block))]:
-            first_of_day = day_start[day_of(block[a].time)]
+        for a, b in (day_groups(scored) if protocol == "daily" else [(0, len(scored))]) if scored else []:
+            first_of_day = day_start[day_of(scored[a].time)]
             if protocol == "daily" and first_of_day > n_fitted:
                 rec, n_fitted = refit(rec, warmup + stream[:first_of_day], tally), first_of_day
-            ranked += recommend_block(rec, block[a:b], tally)
-        for i, post in enumerate(block):
-            if start + i >= first_scored:
-                tally.gold.append(post.hashtags)
-                tally.ranked.append(ranked[i])
-                tally.seen.append(any(t in known for t in post.hashtags))
-                tally.days.append(format_time(day_of(post.time) * DAY))
+            ranked += recommend_block(rec, scored[a:b], tally)
+        for post, top in zip(scored, ranked):
+            tally.gold.append(post.hashtags)
+            tally.ranked.append(top)
+            tally.seen.append(any(t in known for t in post.hashtags))
+            tally.days.append(format_time(day_of(post.time) * DAY))
         known.update(t for p in block for t in p.hashtags)
         if protocol == "stream":
             started = time.perf_counter()
             rec.update(block)
             tally.learn_s += time.perf_counter() - started
-        progress.step("scored" if start + len(block) > first_scored else "not scored")
+        progress.step("scored" if scored else "not scored")
     progress.close()
     return tally
 
