@@ -39,7 +39,8 @@ def _by_day(part: str, per_day: int, days: int) -> list[Post]:
                 break
             if taken.setdefault(o["time"], 0) < per_day:
                 taken[o["time"]] += 1
-                posts.append(Post(o["text"], tuple(o["hashtags"]), day_seconds(date.fromisoformat(o["time"])), o["user"]))
+                time = day_seconds(date.fromisoformat(o["time"]))
+                posts.append(Post(o["text"], tuple(o["hashtags"]), time, o["user"]))
     return posts
 
 
@@ -221,6 +222,10 @@ def test_a_static_model_runs_as_static_under_the_default_protocol(tmp_path, smal
 def test_stream_refuses_a_bad_chunk_and_set_on_a_directory(tmp_path, small_stream):
     with pytest.raises(ConfigError, match="--chunk"):
         run("nb", small_stream, tmp_path / "out", chunk=0)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds other files"):
+        run("nb", small_stream, tmp_path / "mine")
     create("nb").fit(load_split(small_stream, "warmup")).save(tmp_path / "nb")
     with pytest.raises(ConfigError, match="--set applies"):
         run(str(tmp_path / "nb"), small_stream, tmp_path / "out", params={"alpha": 0.1})

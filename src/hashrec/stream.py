@@ -69,7 +69,8 @@ def load_stream(data: str | Path) -> dict[str, list[Post]]:
     return parts
 
 
-def start_model(model: str | Path, warmup: list[Post], params: dict[str, Any], log: Log) -> tuple[Recommender, float]:
+def start_model(model: str | Path, warmup: list[Post], params: dict[str, Any],
+                log: Log) -> tuple[Recommender, float]:
     """A registry name fitted on warmup, or a trained model directory loaded as it is; and the fit's seconds."""
     if str(model) in MODELS:
         log(f"fitting {model} on {len(warmup):,} warm-up posts")
@@ -215,6 +216,7 @@ def run(model: str | Path | None, data: str | Path, out: str | Path, *, chunk: i
         raise ConfigError(f"--chunk must be a positive number of posts, got {chunk!r}")
     if score not in ("test", "dev"):
         raise ConfigError(f"--score {score!r}: choose test or dev")
+    out = prepare_out(out)
     parts = load_stream(data)
     model = model or DEFAULT_MODEL
     rec, fit_s = start_model(model, parts["warmup"], dict(params or {}), log)
@@ -227,14 +229,23 @@ def run(model: str | Path | None, data: str | Path, out: str | Path, *, chunk: i
               "posts": {part: len(posts) for part, posts in parts.items()},
               **summarise(tally, n_learned=len(stream) if protocol != "static" else 0)}
     result["cost"]["warmup_fit_s"] = fit_s
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "report.json", result)
     with atomic_open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
         for post, ranked in zip(stream[first_scored:], tally.ranked):
             f.write(json.dumps({"text": post.text, "hashtags": ranked}, ensure_ascii=False) + "\n")
     plot_per_day(result, out / "per_day.png")
     return result
+
+
+def prepare_out(out: str | Path) -> Path:
+    """The output folder, made before the replay so that a bad --out costs nothing; refuses to write
+    into a folder that holds files the command does not write."""
+    out = Path(out)
+    ours = {"report.json", "predictions.jsonl", "per_day.png"}
+    if out.exists() and (not out.is_dir() or {p.name for p in out.iterdir()} - ours):
+        raise ConfigError(f"--out {out}: is a file or holds other files; refusing to write there. Name a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def plot_per_day(result: dict[str, Any], path: Path) -> None:
