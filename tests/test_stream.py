@@ -336,3 +336,18 @@ def test_saving_over_a_model_swaps_it_in_one_step(tmp_path, reference, monkeypat
     api.update(model_dir, reference["test"][:50], model_dir)
     assert Recommender.load(model_dir).trained_on_["n_updates"] == 50
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pop"]
+
+
+def test_prepare_stream_and_update_take_the_time_and_user_fields(tmp_path, reference):
+    path = tmp_path / "mine.csv"
+    rows = ["body,tags,posted,author"] + [f'"{p.text}",{";".join(p.hashtags)},{int(p.time) + i},u{i % 3}'
+                                          for i, p in enumerate(reference["test"][:40])]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    fields = ["--text-field", "body", "--hashtags-field", "tags", "--time-field", "posted", "--user-field", "author"]
+    assert main(["data", "prepare", str(path), "--stream", "--out", str(tmp_path / "s"), *fields]) == 0
+    test = load_split(tmp_path / "s", "test")
+    assert len(test) == 8 and test[0].user in {"u0", "u1", "u2"} and test[0].time > reference["test"][0].time
+    create("nb").fit(load_split(tmp_path / "s", "warmup")).save(tmp_path / "nb")
+    assert main(["update", "--model", str(tmp_path / "nb"), "--data", str(path), "--out", str(tmp_path / "nb2"),
+                 *fields]) == 0
+    assert Recommender.load(tmp_path / "nb2").trained_on_["n_updates"] == 40

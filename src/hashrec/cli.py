@@ -25,17 +25,15 @@ Command = Callable[[argparse.Namespace], None]
 def _cmd_prepare(a: argparse.Namespace) -> None:
     if a.stream:
         counts = api.prepare_stream(a.dataset, a.out, source=a.source, dev_from=a.dev_from, test_from=a.test_from,
-                                    **({} if a.source else {"style": a.hashtag_style, "text_field": a.text_field,
-                                                            "hashtags_field": a.hashtags_field}))
+                                    **({} if a.source else _reading_options(a)))
         print(f"wrote {a.out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "no_time")
               + (f"; dropped {counts['no_time']:,} posts without a time" if counts.get("no_time") else ""))
         return
     if a.dev_from or a.test_from:
         raise HashrecError("--dev-from and --test-from split a stream: add --stream")
     counts = api.prepare(a.dataset, a.out, source=a.source, train_size=a.train_size, heldout=a.heldout,
-                         fraction=a.fraction, seed=a.seed, by_time=a.by_time, **({} if a.source else {
-                             "style": a.hashtag_style, "text_field": a.text_field,
-                             "hashtags_field": a.hashtags_field}))
+                         fraction=a.fraction, seed=a.seed, by_time=a.by_time,
+                         **({} if a.source else _reading_options(a)))
     print(f"wrote {a.out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
@@ -114,8 +112,7 @@ def _cmd_stream(a: argparse.Namespace) -> None:
 
 
 def _cmd_update(a: argparse.Namespace) -> None:
-    model = api.update(a.model, a.data, a.out, style=a.hashtag_style, text_field=a.text_field,
-                       hashtags_field=a.hashtags_field)
+    model = api.update(a.model, a.data, a.out, **_reading_options(a))
     print(f"learned {model.trained_on_.get('n_updates', 0):,} posts in all since fit; saved {a.out}")
 
 
@@ -161,6 +158,12 @@ def _cmd_experiment(a: argparse.Namespace) -> None:
     print(f"wrote {', '.join(f'{a.out}/{t}.md' for t in a.tables)} (and .csv, .png)")
 
 
+def _reading_options(a: argparse.Namespace) -> dict[str, str]:
+    """The options of `_add_reading_options`, as hashrec.data.read_user_file takes them."""
+    return {"style": a.hashtag_style, "text_field": a.text_field, "hashtags_field": a.hashtags_field,
+            "time_field": a.time_field, "user_field": a.user_field}
+
+
 def _add_reading_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     """How a user's own file is read: the hashtag style and the fields."""
     p.add_argument("--hashtag-style", choices=["auto", "weibo", "twitter"], default="auto",
@@ -168,6 +171,9 @@ def _add_reading_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument("--text-field", default="text", help=prefix + "the text field or column")
     p.add_argument("--hashtags-field", default="hashtags",
                    help=prefix + "the hashtags field (list in JSONL, ';'-separated in CSV); absent = extract from text")
+    p.add_argument("--time-field", default="time",
+                   help=prefix + "the posting time field (ISO 8601 or epoch seconds; optional, --stream needs it)")
+    p.add_argument("--user-field", default="user", help=prefix + "the author field (optional)")
 
 
 def build_parser() -> argparse.ArgumentParser:
