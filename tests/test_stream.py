@@ -1,5 +1,6 @@
 """The stream: the reference stream reproduced, a user's stream split, the prequential replay, `hashrec update`,
 and the online learning of popularity and nb (issue 21). Real posts: slices of ../shared/benchmarks/weibo-stream."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,17 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 from hashrec import api
 from hashrec.cli import main
-from hashrec.data import (Post, clean, day_seconds, load_split, post_record, prepare_stream, read_weibo_csv,
-                          write_jsonl)
+from hashrec.data import Post, clean, day_seconds, load_split, post_record, prepare_stream, read_weibo_csv, write_jsonl
 from hashrec.errors import ConfigError, DataError
 from hashrec.models import create
 from hashrec.models.base import Recommender
 from hashrec.stream import run
-
-from conftest import SHARED
 
 STREAM = SHARED / "benchmarks" / "weibo-stream"
 WEIBO = SHARED / "data" / "weibo-covid19"
@@ -62,6 +61,7 @@ def small_stream(tmp_path_factory, reference) -> Path:
 
 # ---------------------------------------------------------------------------- the reference stream
 
+
 def test_weibo_reader_fills_the_files_day_and_user():
     posts = list(itertools.islice(read_weibo_csv(WEIBO / "3.18.csv"), 50))
     assert all(p.time == day_seconds(date(2020, 3, 18)) for p in posts)
@@ -84,9 +84,11 @@ def test_prepare_stream_reproduces_the_reference_checksums(tmp_path):
     """The whole protocol of weibo-stream/README.md: all three parts, byte for byte (about a minute)."""
     counts = prepare_stream("weibo-covid19", tmp_path, source=WEIBO)
     assert counts == {"warmup": 327_197, "dev": 36_199, "test": 54_290}
-    expected = {"warmup": "1413e3cea60084ff6e425c6247dfe7e55cb1a24ee151b2f850fbd121dc903f98",
-                "dev": "9546a1788caf545f2e69ea7520e98a576d549327e194d338b61c8015dafbba4d",
-                "test": "4d48365cbd506bf89b4cecfd4699de88f7a335b70618d30359a9aad4d083c53c"}
+    expected = {
+        "warmup": "1413e3cea60084ff6e425c6247dfe7e55cb1a24ee151b2f850fbd121dc903f98",
+        "dev": "9546a1788caf545f2e69ea7520e98a576d549327e194d338b61c8015dafbba4d",
+        "test": "4d48365cbd506bf89b4cecfd4699de88f7a335b70618d30359a9aad4d083c53c",
+    }
     for part, sha in expected.items():
         with gzip.open(tmp_path / f"{part}.jsonl.gz", "rb") as f:
             assert hashlib.sha256(f.read()).hexdigest() == sha, part
@@ -104,18 +106,25 @@ def test_random_split_files_hold_text_and_hashtags_only(tmp_path):
 
 # ---------------------------------------------------------------------------- a user's stream
 
+
 def _user_file(tmp_path: Path, posts: list[Post], times: list[object]) -> Path:
     path = tmp_path / "mine.jsonl"
-    path.write_text("".join(json.dumps({"text": p.text, "hashtags": list(p.hashtags), "time": t}, ensure_ascii=False)
-                            + "\n" for p, t in zip(posts, times)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps({"text": p.text, "hashtags": list(p.hashtags), "time": t}, ensure_ascii=False) + "\n"
+            for p, t in zip(posts, times)
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
 def test_user_stream_sorts_stably_and_splits_by_count(tmp_path, reference):
     posts = reference["test"][:100]
     # hours in reverse file order, two posts an hour: the sort reverses the pairs and keeps each pair's order
-    times = [f"2021-05-01T{23 - i // 4:02d}:00:00Z" if i % 2 == 0 else 1619913600 - 3600 * (1 + i // 4)
-             for i in range(96)]
+    times = [
+        f"2021-05-01T{23 - i // 4:02d}:00:00Z" if i % 2 == 0 else 1619913600 - 3600 * (1 + i // 4) for i in range(96)
+    ]
     times += [None, "", None, None]  # no time: dropped and counted
     counts = prepare_stream(_user_file(tmp_path, posts, times), tmp_path / "out")
     assert counts == {"warmup": 68, "dev": 9, "test": 19, "no_time": 4}  # 96 dated: 20% test, 10% dev
@@ -130,8 +139,12 @@ def test_user_stream_sorts_stably_and_splits_by_count(tmp_path, reference):
 def test_user_stream_splits_at_given_times(tmp_path, reference):
     posts = reference["test"][:30]
     times = [f"2021-05-{1 + i // 10:02d}" for i in range(30)]
-    counts = prepare_stream(_user_file(tmp_path, posts, times), tmp_path / "out", dev_from="2021-05-02",
-                            test_from="2021-05-03T00:00:00+00:00")
+    counts = prepare_stream(
+        _user_file(tmp_path, posts, times),
+        tmp_path / "out",
+        dev_from="2021-05-02",
+        test_from="2021-05-03T00:00:00+00:00",
+    )
     assert counts == {"warmup": 10, "dev": 10, "test": 10}  # a post at exactly --test-from is a test post
 
 
@@ -150,6 +163,7 @@ def test_stream_of_undated_posts_is_refused(tmp_path, reference, capsys):
 
 
 # ---------------------------------------------------------------------------- the prequential replay
+
 
 def test_replay_never_lets_a_chunk_see_itself_or_later_posts(tmp_path, reference):
     """nb memorises: a post whose hashtag is its own is recommended that hashtag only from a later chunk."""
@@ -204,8 +218,9 @@ def test_static_baseline_never_learns_after_warmup(tmp_path, small_stream, monke
 def test_daily_baseline_refits_at_each_new_day(tmp_path, small_stream, monkeypatch):
     fits = []
     original = Recommender.fit
-    monkeypatch.setattr(Recommender, "fit", lambda self, train, dev=None: fits.append(len(train)) or
-                        original(self, train, dev))
+    monkeypatch.setattr(
+        Recommender, "fit", lambda self, train, dev=None: fits.append(len(train)) or original(self, train, dev)
+    )
     result = run("popularity", small_stream, tmp_path / "out", baseline="daily", chunk=70)
     # warm-up (2 days), then before each scored (test) day: every earlier post, 150 a day
     assert fits == [300, 300 + 450, 300 + 600, 300 + 750] and result["cost"]["refits"] == 3
@@ -232,6 +247,7 @@ def test_stream_refuses_a_bad_chunk_and_set_on_a_directory(tmp_path, small_strea
 
 
 # ---------------------------------------------------------------------------- learning online
+
 
 @pytest.mark.parametrize("merge_share", [0.0, 10.0])  # new counts merged at once, or kept pending
 def test_nb_update_equals_a_fit_on_all_posts(reference, monkeypatch, tmp_path, merge_share):
@@ -269,6 +285,7 @@ def test_trending_popularity_scores_as_of_a_time(tmp_path, reference):
 
 # ---------------------------------------------------------------------------- hashrec update / recommend --at
 
+
 def _sha(model_dir: Path) -> str:
     return hashlib.sha256((model_dir / "model.json").read_bytes()).hexdigest()
 
@@ -283,8 +300,9 @@ def test_update_cli_learns_in_place_and_keeps_the_model_on_bad_input(tmp_path, r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.jsonl", "pop"]  # no temporary left behind
     before = _sha(model_dir)
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(new.read_text(encoding="utf-8").splitlines()[0] + '\n{"text": "x", "time": "soon"}\n',
-                   encoding="utf-8")
+    bad.write_text(
+        new.read_text(encoding="utf-8").splitlines()[0] + '\n{"text": "x", "time": "soon"}\n', encoding="utf-8"
+    )
     assert main(["update", "--model", str(model_dir), "--data", str(bad), "--out", str(model_dir)]) == 1
     assert f"{bad} line 2" in capsys.readouterr().err and _sha(model_dir) == before
 
@@ -314,8 +332,10 @@ def test_recommend_cli_at_a_time(tmp_path, reference, capsys):
     create("popularity", tau=0.25).fit(reference["dev"][:300] + reference["test"][:300]).save(model_dir)
     answers = {}
     for at in ("2020-03-13", "2020-03-18T12:00:00+00:00"):
-        assert main(["recommend", "--model", str(model_dir), "--at", at, "--json", "-k", "1", "--user", "u1",
-                     "武汉加油"]) == 0
+        assert (
+            main(["recommend", "--model", str(model_dir), "--at", at, "--json", "-k", "1", "--user", "u1", "武汉加油"])
+            == 0
+        )
         answers[at] = json.loads(capsys.readouterr().out)["hashtags"]
     assert answers["2020-03-13"] != answers["2020-03-18T12:00:00+00:00"]
     assert answers["2020-03-13"][0] in {t for p in reference["dev"][:300] for t in p.hashtags}
@@ -331,8 +351,15 @@ def test_saving_over_a_model_swaps_it_in_one_step(tmp_path, reference, monkeypat
     model_dir = tmp_path / "pop"
     create("popularity").fit(reference["dev"][:100]).save(model_dir)
     replace = os.replace
-    monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(AssertionError("moved aside"))
-                        if Path(a) == model_dir or Path(b) == model_dir else replace(a, b))
+    monkeypatch.setattr(
+        os,
+        "replace",
+        lambda a, b: (
+            (_ for _ in ()).throw(AssertionError("moved aside"))
+            if Path(a) == model_dir or Path(b) == model_dir
+            else replace(a, b)
+        ),
+    )
     api.update(model_dir, reference["test"][:50], model_dir)
     assert Recommender.load(model_dir).trained_on_["n_updates"] == 50
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pop"]
@@ -340,14 +367,17 @@ def test_saving_over_a_model_swaps_it_in_one_step(tmp_path, reference, monkeypat
 
 def test_prepare_stream_and_update_take_the_time_and_user_fields(tmp_path, reference):
     path = tmp_path / "mine.csv"
-    rows = ["body,tags,posted,author"] + [f'"{p.text}",{";".join(p.hashtags)},{int(p.time) + i},u{i % 3}'
-                                          for i, p in enumerate(reference["test"][:40])]
+    rows = ["body,tags,posted,author"] + [
+        f'"{p.text}",{";".join(p.hashtags)},{int(p.time) + i},u{i % 3}' for i, p in enumerate(reference["test"][:40])
+    ]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     fields = ["--text-field", "body", "--hashtags-field", "tags", "--time-field", "posted", "--user-field", "author"]
     assert main(["data", "prepare", str(path), "--stream", "--out", str(tmp_path / "s"), *fields]) == 0
     test = load_split(tmp_path / "s", "test")
     assert len(test) == 8 and test[0].user in {"u0", "u1", "u2"} and test[0].time > reference["test"][0].time
     create("nb").fit(load_split(tmp_path / "s", "warmup")).save(tmp_path / "nb")
-    assert main(["update", "--model", str(tmp_path / "nb"), "--data", str(path), "--out", str(tmp_path / "nb2"),
-                 *fields]) == 0
+    assert (
+        main(["update", "--model", str(tmp_path / "nb"), "--data", str(path), "--out", str(tmp_path / "nb2"), *fields])
+        == 0
+    )
     assert Recommender.load(tmp_path / "nb2").trained_on_["n_updates"] == 40

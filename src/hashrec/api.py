@@ -9,8 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from hashrec.data import (Post, load_split, prepare, prepare_stream, read_posts, read_user_file,  # noqa: F401
-                          split_file)  # (re-exported)
+from hashrec.data import (  # noqa: F401  (re-exported)
+    Post,
+    load_split,
+    prepare,
+    prepare_stream,
+    read_posts,
+    read_user_file,
+    split_file,
+)
 from hashrec.errors import DataError
 from hashrec.metrics import Scores, report
 from hashrec.models import create

@@ -14,15 +14,17 @@ and the report says so. Posts that are not scored (dev, under the default scorin
 not recommended, and the daily baseline refits only before the days it scores: neither changes a
 scored recommendation.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 from hashrec.data import Post, format_time, load_split, split_file
 from hashrec.errors import ConfigError, DataError
@@ -63,14 +65,15 @@ def load_stream(data: str | Path) -> dict[str, list[Post]]:
         for n, post in enumerate(parts[part], 1):
             if post.time is None or post.time < previous:
                 problem = "has no time" if post.time is None else "is earlier than the post before it"
-                raise DataError(f"{split_file(data, part)} line {n}: the post {problem}; a stream is in time "
-                                "order: make it with `hashrec data prepare --stream`")
+                raise DataError(
+                    f"{split_file(data, part)} line {n}: the post {problem}; a stream is in time "
+                    "order: make it with `hashrec data prepare --stream`"
+                )
             previous = post.time
     return parts
 
 
-def start_model(model: str | Path, warmup: list[Post], params: dict[str, Any],
-                log: Log) -> tuple[Recommender, float]:
+def start_model(model: str | Path, warmup: list[Post], params: dict[str, Any], log: Log) -> tuple[Recommender, float]:
     """A registry name fitted on warmup, or a trained model directory loaded as it is; and the fit's seconds."""
     if str(model) in MODELS:
         log(f"fitting {model} on {len(warmup):,} warm-up posts")
@@ -78,8 +81,10 @@ def start_model(model: str | Path, warmup: list[Post], params: dict[str, Any],
         rec = create(str(model), **params).fit(warmup)
         return rec, time.perf_counter() - started
     if params:
-        raise ConfigError("--set applies to a model trained here (a registry name: "
-                          f"{', '.join(MODELS)}); a trained model directory keeps its own settings")
+        raise ConfigError(
+            "--set applies to a model trained here (a registry name: "
+            f"{', '.join(MODELS)}); a trained model directory keeps its own settings"
+        )
     if not Path(model).is_dir():
         raise ConfigError(f"--model {model}: neither a registry name ({', '.join(MODELS)}) nor a model directory")
     return Recommender.load(model), 0.0
@@ -108,8 +113,15 @@ def day_groups(posts: Sequence[Post]) -> list[tuple[int, int]]:
     return list(zip(bounds, bounds[1:] + [len(posts)]))
 
 
-def replay(rec: Recommender, warmup: list[Post], stream: list[Post], first_scored: int, chunk: int,
-           protocol: Protocol, log: Log) -> Tally:
+def replay(
+    rec: Recommender,
+    warmup: list[Post],
+    stream: list[Post],
+    first_scored: int,
+    chunk: int,
+    protocol: Protocol,
+    log: Log,
+) -> Tally:
     """Recommend then learn each chunk of `stream`; record the posts from `first_scored` on."""
     tally = Tally()
     known = {t for p in warmup for t in p.hashtags}
@@ -117,8 +129,8 @@ def replay(rec: Recommender, warmup: list[Post], stream: list[Post], first_score
     n_fitted = 0  # daily: stream posts in the current fit
     progress = Progress(math.ceil(len(stream) / chunk), log)
     for start in range(0, len(stream), chunk):
-        block = stream[start:start + chunk]
-        scored = block[max(first_scored - start, 0):]  # unscored (dev) posts are learned, never recommended
+        block = stream[start : start + chunk]
+        scored = block[max(first_scored - start, 0) :]  # unscored (dev) posts are learned, never recommended
         ranked: list[list[str]] = []
         # daily: a chunk that crosses midnight is recommended in two parts, the second after the refit
         for a, b in (day_groups(scored) if protocol == "daily" else [(0, len(scored))]) if scored else []:
@@ -177,8 +189,7 @@ class Progress:
         elif self.done % LOG_EVERY == 0 or self.done == self.total:
             elapsed = time.perf_counter() - self.started
             left = elapsed / self.done * (self.total - self.done)
-            self.log(f"chunk {self.done:,}/{self.total:,} ({what}) "
-                     f"{elapsed:.0f} s, about {left:.0f} s left")
+            self.log(f"chunk {self.done:,}/{self.total:,} ({what}) {elapsed:.0f} s, about {left:.0f} s left")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -187,6 +198,7 @@ class Progress:
 
 def summarise(tally: Tally, *, n_learned: int) -> dict[str, Any]:
     """Eq. 11 overall and for the seen and the new posts, the ceiling, per-day F1@1 and the costs."""
+
     def part(keep: Sequence[bool]) -> dict[str, Any]:
         gold = [g for g, k in zip(tally.gold, keep) if k]
         return report(gold, [r for r, k in zip(tally.ranked, keep) if k], range(1, K + 1))
@@ -196,18 +208,40 @@ def summarise(tally: Tally, *, n_learned: int) -> dict[str, Any]:
         keep = [d == day for d in tally.days]
         gold = [g for g, k in zip(tally.gold, keep) if k]
         f1 = evaluate_ranked(gold, [r for r, k in zip(tally.ranked, keep) if k], [1])[1].f1
-        per_day.append({"day": day, "posts": len(gold), "f1@1": f1,
-                        "ceiling": sum(s for s, k in zip(tally.seen, keep) if k) / len(gold)})
+        per_day.append(
+            {
+                "day": day,
+                "posts": len(gold),
+                "f1@1": f1,
+                "ceiling": sum(s for s, k in zip(tally.seen, keep) if k) / len(gold),
+            }
+        )
     n = len(tally.gold)
-    return {"all": part([True] * n), "seen": part(tally.seen), "new": part([not s for s in tally.seen]),
-            "ceiling": sum(tally.seen) / n if n else 0.0, "per_day": per_day,
-            "cost": {"recommend_ms_per_post": 1000 * tally.recommend_s / max(tally.n_recommended, 1),
-                     "learn_ms_per_post": 1000 * tally.learn_s / max(n_learned, 1), "refits": tally.n_refits}}
+    return {
+        "all": part([True] * n),
+        "seen": part(tally.seen),
+        "new": part([not s for s in tally.seen]),
+        "ceiling": sum(tally.seen) / n if n else 0.0,
+        "per_day": per_day,
+        "cost": {
+            "recommend_ms_per_post": 1000 * tally.recommend_s / max(tally.n_recommended, 1),
+            "learn_ms_per_post": 1000 * tally.learn_s / max(n_learned, 1),
+            "refits": tally.n_refits,
+        },
+    }
 
 
-def run(model: str | Path | None, data: str | Path, out: str | Path, *, chunk: int = 100,
-        params: dict[str, Any] | None = None, baseline: Protocol | None = None, score: str = "test",
-        log: Log = lambda line: None) -> dict[str, Any]:
+def run(
+    model: str | Path | None,
+    data: str | Path,
+    out: str | Path,
+    *,
+    chunk: int = 100,
+    params: dict[str, Any] | None = None,
+    baseline: Protocol | None = None,
+    score: str = "test",
+    log: Log = lambda line: None,
+) -> dict[str, Any]:
     """The prequential run of `model` (a registry name, fitted on warmup, or a model directory; None:
     DEFAULT_MODEL) on the stream directory `data`; writes OUT/report.json, OUT/predictions.jsonl and
     OUT/per_day.png and returns the report. `score="dev"` replays and scores dev only: for choosing
@@ -224,10 +258,19 @@ def run(model: str | Path | None, data: str | Path, out: str | Path, *, chunk: i
     stream = parts["dev"] + (parts["test"] if score == "test" else [])
     first_scored = len(parts["dev"]) if score == "test" else 0
     tally = replay(rec, parts["warmup"], stream, first_scored, chunk, protocol, log)
-    result = {"model": rec.name, "from": str(model), "config": rec.get_params(), "protocol": protocol,
-              **({"note": note} if note else {}), "data": str(data), "scored": score, "chunk": chunk, "k": K,
-              "posts": {part: len(posts) for part, posts in parts.items()},
-              **summarise(tally, n_learned=len(stream) if protocol != "static" else 0)}
+    result = {
+        "model": rec.name,
+        "from": str(model),
+        "config": rec.get_params(),
+        "protocol": protocol,
+        **({"note": note} if note else {}),
+        "data": str(data),
+        "scored": score,
+        "chunk": chunk,
+        "k": K,
+        "posts": {part: len(posts) for part, posts in parts.items()},
+        **summarise(tally, n_learned=len(stream) if protocol != "static" else 0),
+    }
     result["cost"]["warmup_fit_s"] = fit_s
     write_json(out / "report.json", result)
     with atomic_open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
@@ -273,8 +316,10 @@ def format_summary(result: dict[str, Any]) -> str:
     """The lines `hashrec stream` prints: F1@1 overall, seen and new, the ceiling and the costs."""
     f1 = {part: result[part]["micro"]["1"]["f1"] for part in ("all", "seen", "new")}
     cost = result["cost"]
-    return (f"{result['model']} ({result['protocol']}, chunk {result['chunk']}) on {result['scored']}: "
-            f"F1@1 {f1['all']:.4f} (seen {f1['seen']:.4f}, new {f1['new']:.4f}; {result['seen']['posts']:,} seen "
-            f"of {result['all']['posts']:,}, ceiling {result['ceiling']:.4f})\n"
-            f"cost: warm-up fit {cost['warmup_fit_s']:.1f} s, learning {cost['learn_ms_per_post']:.3f} ms/post, "
-            f"recommending {cost['recommend_ms_per_post']:.3f} ms/post")
+    return (
+        f"{result['model']} ({result['protocol']}, chunk {result['chunk']}) on {result['scored']}: "
+        f"F1@1 {f1['all']:.4f} (seen {f1['seen']:.4f}, new {f1['new']:.4f}; {result['seen']['posts']:,} seen "
+        f"of {result['all']['posts']:,}, ceiling {result['ceiling']:.4f})\n"
+        f"cost: warm-up fit {cost['warmup_fit_s']:.1f} s, learning {cost['learn_ms_per_post']:.3f} ms/post, "
+        f"recommending {cost['recommend_ms_per_post']:.3f} ms/post"
+    )

@@ -3,10 +3,12 @@
 With a decay `tau` it is trending: a hashtag's uses count exp(-age / tau), so that on a stream
 the hashtags of the last hours lead.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +43,7 @@ class Popularity(Recommender):
     Config = PopularityConfig
     learns_online = True
 
-    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "Popularity":
+    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> Popularity:
         train = list(train)
         super().fit(train, dev)
         self._add_uses([p.hashtags for p in train], [p.time for p in train])
@@ -58,8 +60,9 @@ class Popularity(Recommender):
         clock = max([self.clock_, *known]) if known else self.clock_
         ids = self.label_ids(tags)
         self.use_labels_ = np.concatenate([self.use_labels_, np.array([i for s in ids for i in s], np.int64)])
-        self.use_times_ = np.concatenate([self.use_times_, np.array(
-            [clock if t is None else t for s, t in zip(ids, times) for _ in s], np.float64)])
+        self.use_times_ = np.concatenate(
+            [self.use_times_, np.array([clock if t is None else t for s, t in zip(ids, times) for _ in s], np.float64)]
+        )
         self.clock_ = clock
         self.prior_ = self._shares(self.clock_)
 
