@@ -381,3 +381,10 @@ def test_prepare_stream_and_update_take_the_time_and_user_fields(tmp_path, refer
         == 0
     )
     assert Recommender.load(tmp_path / "nb2").trained_on_["n_updates"] == 40
+
+
+def test_nb_without_new_words_keeps_its_vocabulary(reference):
+    model = create("nb", new_words=False).fit(reference["dev"][:300])
+    size = len(model.vocab_)
+    model.update(reference["dev"][300:600])
+    assert len(model.vocab_) == size and model.recommend("武汉加油", 1)[0]

@@ -24,10 +24,13 @@ class NBConfig:
     """alpha: additive (Lidstone) smoothing of P(w|t); 1.0 is Laplace. With ~20k hashtags most
     have few posts, and Laplace smoothing drowns their counts: on weibo dev (3,000 posts) F1@1 was
     0.061 at alpha 1, 0.162 at 0.1, 0.217 at 0.01, 0.189 at 0.001 (docs/results/baselines.md).
-    min_count: words seen fewer times in training are ignored (a word first met by `update` joins at once)."""
+    min_count: words seen fewer times in training are ignored (a word first met by `update` joins at once).
+    new_words: `update` adds the words it meets first to the vocabulary; False keeps the fitted one
+    (docs/results/stream.md measures what the new words add)."""
 
     alpha: float = 0.01
     min_count: int = 1
+    new_words: bool = True
 
     def __post_init__(self) -> None:
         check(self.alpha > 0, f"nb: alpha must be > 0 (smoothing), got {self.alpha}")
@@ -66,7 +69,8 @@ class NaiveBayes(Recommender):
         log1p((n + d) / alpha) - log1p(n / alpha) on their own entries; they join the base counts
         once they reach MERGE_SHARE of its entries.
         """
-        self.vocab_.grow(docs)
+        if self.config.new_words:
+            self.vocab_.grow(docs)
         shape = (len(self.labels_), len(self.vocab_))
         Y = label_matrix(self.label_ids(tags), len(self.labels_))
         pending = _grown(self.pending_, shape) + sp.csr_matrix(Y.T @ count_matrix(docs, self.vocab_))
