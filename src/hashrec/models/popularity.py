@@ -42,6 +42,7 @@ class Popularity(Recommender):
     name = "popularity"
     Config = PopularityConfig
     learns_online = True
+    reads_text = False
 
     def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> Popularity:
         train = list(train)
