@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hashrec.data import Post, format_time, load_split, split_file
+from hashrec.data import STREAM_PARTS, Post, format_time, load_split, split_file
 from hashrec.errors import ConfigError, DataError
 from hashrec.metrics import evaluate_ranked, report
 from hashrec.models import MODELS, create
@@ -59,7 +59,7 @@ class Tally:
 
 def load_stream(data: str | Path) -> dict[str, list[Post]]:
     """warmup, dev and test of a stream directory; every dev and test post needs a time, in order."""
-    parts = {part: load_split(data, part) for part in ("warmup", "dev", "test")}
+    parts = {part: load_split(data, part) for part in STREAM_PARTS}
     previous = -math.inf
     for part in ("dev", "test"):
         for n, post in enumerate(parts[part], 1):
