@@ -18,7 +18,7 @@ from conftest import SHARED
 from hashrec import api
 from hashrec.cli import main
 from hashrec.data import Post, clean, day_seconds, load_split, post_record, prepare_stream, read_weibo_csv, write_jsonl
-from hashrec.errors import ConfigError, DataError
+from hashrec.errors import ConfigError, DataError, OutputError
 from hashrec.models import create
 from hashrec.models.base import Recommender
 from hashrec.stream import run
@@ -239,7 +239,7 @@ def test_stream_refuses_a_bad_chunk_and_set_on_a_directory(tmp_path, small_strea
         run("nb", small_stream, tmp_path / "out", chunk=0)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine", encoding="utf-8")
-    with pytest.raises(ConfigError, match="holds other files"):
+    with pytest.raises(OutputError, match="holds files hashrec did not write"):
         run("nb", small_stream, tmp_path / "mine")
     create("nb").fit(load_split(small_stream, "warmup")).save(tmp_path / "nb")
     with pytest.raises(ConfigError, match="--set applies"):
@@ -315,7 +315,7 @@ def test_update_refuses_to_replace_a_folder_that_is_not_a_model(tmp_path, refere
     new = tmp_path / "new.jsonl"
     write_jsonl(new, reference["test"][:10])
     assert main(["update", "--model", str(model_dir), "--data", str(new), "--out", str(other)]) == 1
-    assert "not a hashrec model directory" in capsys.readouterr().err
+    assert "holds files hashrec did not write" in capsys.readouterr().err
     assert (other / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,7 +23,7 @@ from hashrec.errors import DataError
 from hashrec.metrics import Scores, report
 from hashrec.models import create
 from hashrec.models.base import Recommender, check_k, check_texts
-from hashrec.store import MODEL_JSON
+from hashrec.store import MARKER, MODEL, check_output_dir, claim_output_dir
 
 
 def load(path: str | Path) -> Recommender:
@@ -35,30 +36,52 @@ def _model(model: Recommender | str | Path) -> Recommender:
 
 
 def train(model: str, data: str | Path, out: str | Path | None = None, *,
-          params: dict[str, Any] | None = None, resume: bool = False) -> Recommender:
+          params: dict[str, Any] | None = None, resume: bool = False,
+          keep_checkpoint: bool = False) -> Recommender:
     """Fit recommender `model` on the split directory `data` (train; dev for selection), score dev, save.
 
     `params` override the model's defaults: the fields of its config dataclass (e.g.
     `hashrec.models.acnn.ACNNConfig`); an unknown name is refused with the list of valid ones.
-    With `out`, the model is saved there; neural models also keep per-epoch checkpoints beside
-    it (`OUT.ckpt/`) and `resume=True` continues from the last one.
+    With `out` (checked before any work: an absent path, an empty folder or an earlier model,
+    never the data or a model this one reads), the model is saved there; neural models also keep
+    per-epoch checkpoints beside it (`OUT.ckpt/`), removed on success unless `keep_checkpoint`,
+    and `resume=True` continues from the last one.
     """
     rec = create(model, **(params or {}))
+    checkpoint = None
+    if out is not None:
+        out = check_output_dir(out, MODEL, inputs=[data, *_model_inputs(params or {})])
+        checkpoint = claim_output_dir(out.with_name(out.name + ".ckpt"), "train checkpoint")
     train_posts = load_split(data, "train")
     try:
         dev_posts: list[Post] | None = load_split(data, "dev")
     except DataError:
         dev_posts = None
     rec.trained_on_ = {"data": str(data)}
-    if out is not None:
-        rec.checkpoint_dir = Path(str(out) + ".ckpt")
+    rec.checkpoint_dir = checkpoint
     rec.resume = resume
-    rec.fit(train_posts, dev_posts)
+    try:
+        rec.fit(train_posts, dev_posts)
+    finally:
+        if checkpoint is not None and _only_marker(checkpoint):  # a model that keeps no checkpoints
+            shutil.rmtree(checkpoint, ignore_errors=True)
     if dev_posts:
         rec.metrics_ = {"dev": {f"F1@{k}": s.f1 for k, s in rec.evaluate(dev_posts).items()}}
     if out is not None and _is_main_process():
         rec.save(out)
+        if not keep_checkpoint:
+            shutil.rmtree(checkpoint, ignore_errors=True)
     return rec
+
+
+def _model_inputs(params: dict[str, Any]) -> list[str]:
+    """The saved models a model reads by path (boost's and hknn's base, boost's scorers): never an --out."""
+    paths = [params.get("base"), params.get("scorers")]
+    return [str(p) for value in paths if value for p in ((value,) if isinstance(value, (str, Path)) else value)]
+
+
+def _only_marker(folder: Path) -> bool:
+    return [p.name for p in folder.iterdir()] == [MARKER] if folder.is_dir() else False
 
 
 def _is_main_process() -> bool:
@@ -112,9 +135,9 @@ def update(model: Recommender | str | Path, posts: str | Path | Sequence[Post], 
 
     `read_options` (text_field, hashtags_field, time_field, user_field, style) go to the file reader.
     """
+    if out is not None:  # before the work: a bad --out costs nothing
+        check_output_dir(out, MODEL, inputs=[posts] if isinstance(posts, (str, Path)) else [])
     rec = _model(model)
-    if out is not None:
-        check_model_out(out)
     items = list(read_user_file(posts, **read_options)) if isinstance(posts, (str, Path)) else list(posts)
     if not any(p.hashtags for p in items):
         raise DataError(f"{posts if isinstance(posts, (str, Path)) else 'posts'}: no post with a hashtag; "
@@ -123,14 +146,6 @@ def update(model: Recommender | str | Path, posts: str | Path | Sequence[Post], 
     if out is not None:
         rec.save(out)
     return rec
-
-
-def check_model_out(out: str | Path) -> None:
-    """Refuse to replace a folder that is not a hashrec model: saving swaps the whole folder."""
-    out = Path(out)
-    if out.exists() and not (out / MODEL_JSON).is_file():
-        raise DataError(f"{out}: exists and is not a hashrec model directory; saving would replace it. "
-                        "Choose a new --out (or the model's own directory)")
 
 
 def stream(model: str | Path | None, data: str | Path, out: str | Path, *, chunk: int = 100,

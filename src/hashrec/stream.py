@@ -31,7 +31,7 @@ from hashrec.errors import ConfigError, DataError
 from hashrec.metrics import evaluate_ranked, report
 from hashrec.models import MODELS, create
 from hashrec.models.base import Recommender
-from hashrec.store import atomic_open, write_json
+from hashrec.store import atomic_open, claim_output_dir, write_json
 
 # The best streaming setup, run by `hashrec stream` without --model (docs/results/stream.md).
 DEFAULT_MODEL = "knn"
@@ -39,6 +39,7 @@ Protocol = Literal["stream", "static", "daily"]
 PROTOCOLS: tuple[Protocol, ...] = ("stream", "static", "daily")
 K = 5
 DAY = 86400.0
+STREAM = "stream"  # the kind of output folder `hashrec stream` makes (hashrec.store.claim_output_dir)
 LOG_EVERY = 50  # chunks between progress lines when the output is not a terminal
 Log = Callable[[str], None]
 
@@ -250,7 +251,7 @@ def run(
         raise ConfigError(f"--chunk must be a positive number of posts, got {chunk!r}")
     if score not in ("test", "dev"):
         raise ConfigError(f"--score {score!r}: choose test or dev")
-    out = prepare_out(out)
+    out = claim_output_dir(out, STREAM, inputs=[data])  # before the work: a bad --out costs nothing
     parts = load_stream(data)
     model = model or DEFAULT_MODEL
     rec, fit_s = start_model(model, parts["warmup"], dict(params or {}), log)
@@ -278,17 +279,6 @@ def run(
             f.write(json.dumps({"text": post.text, "hashtags": ranked}, ensure_ascii=False) + "\n")
     plot_per_day(result, out / "per_day.png")
     return result
-
-
-def prepare_out(out: str | Path) -> Path:
-    """The output folder, made before the replay so that a bad --out costs nothing; refuses to write
-    into a folder that holds files the command does not write."""
-    out = Path(out)
-    ours = {"report.json", "predictions.jsonl", "per_day.png"}
-    if out.exists() and (not out.is_dir() or {p.name for p in out.iterdir()} - ours):
-        raise ConfigError(f"--out {out}: is a file or holds other files; refusing to write there. Name a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def plot_per_day(result: dict[str, Any], path: Path) -> None:
