@@ -129,10 +129,16 @@ def claim_output_dir(path: str | os.PathLike, kind: str, inputs: Sequence[str | 
 
 
 def _entries(path: Path) -> list[str]:
+    """What a folder holds, less a marker another process is writing this moment (torchrun's ranks
+    claim one checkpoint folder together)."""
     try:
-        return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+        return sorted(p.name for p in path.iterdir() if not _marker_in_flight(p.name)) if path.is_dir() else []
     except OSError:
         return []
+
+
+def _marker_in_flight(name: str) -> bool:
+    return name.startswith(f".{MARKER}.") and name.endswith(".tmp")  # atomic_open's temporary sibling
 
 
 def _check_writable(path: Path, given: str | os.PathLike) -> None:
