@@ -13,7 +13,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from hashrec.data import Post, load_split, prepare, read_posts, split_file  # noqa: F401  (re-exported)
+from hashrec.data import (  # noqa: F401  (re-exported)
+    Post,
+    load_split,
+    prepare,
+    prepare_stream,
+    read_posts,
+    read_user_file,
+    split_file,
+)
 from hashrec.errors import ConfigError, DataError
 from hashrec.metrics import Scores, report
 from hashrec.models import create
@@ -197,19 +205,51 @@ def evaluate_report(model: Recommender | str | Path, data: str | Path | Sequence
 
 
 def recommend(model: Recommender | str | Path, texts: str | Sequence[str], k: int = 5,
-              explain: bool = False, min_confidence: float | None = None) -> list[dict[str, Any]]:
+              explain: bool = False, min_confidence: float | None = None, *, at: Any = None,
+              user: Any = None) -> list[dict[str, Any]]:
     """Per text, the one answer shape of the CLI (`--json`), the HTTP API and Python:
 
     `{"text", "hashtags": [{"hashtag", "score", "confidence"}], "triggers": [{"word", "weight"}]?}`.
     `score` is the model's own (higher is better, its scale depends on the model); `confidence` the
     calibrated probability that the author used the hashtag, or None for a model without calibration
     (`Recommender.suggest`). With `min_confidence`, hashtags below it are left out: the list may be
-    empty. `triggers` (with `explain`, attention models only): the words the attention kept.
+    empty. `triggers` (with `explain`, attention models only): the words the attention kept. `at` (a
+    time, or one per text) and `user` (an author id, or one per text) as in `Recommender.recommend`.
     """
     rec, texts = _model(model), check_texts(texts)
-    suggested = rec.suggest(texts, k, min_confidence=min_confidence)
+    suggested = rec.suggest(texts, k, at=at, user=user, min_confidence=min_confidence)
     out = [{"text": t, "hashtags": [s._asdict() for s in row]} for t, row in zip(texts, suggested)]
     if explain:
         for item, triggers in zip(out, rec.explain(texts)):
             item["triggers"] = [{"word": w, "weight": wt} for w, wt in triggers]
     return out
+
+
+def update(model: Recommender | str | Path, posts: str | Path | Sequence[Post], out: str | Path | None = None,
+           **read_options: Any) -> Recommender:
+    """Learn from new posts (a list, or a file any `hashrec data prepare` reads, in the file's order)
+    and, with `out`, save the model there atomically (`out` may be the model's own directory).
+
+    `read_options` (text_field, hashtags_field, time_field, user_field, style) go to the file reader.
+    """
+    if out is not None:  # before the work: a bad --out costs nothing
+        check_output_dir(out, MODEL, inputs=[posts] if isinstance(posts, (str, Path)) else [])
+    rec = _model(model)
+    items = list(read_user_file(posts, **read_options)) if isinstance(posts, (str, Path)) else list(posts)
+    if not any(p.hashtags for p in items):
+        raise DataError(f"{posts if isinstance(posts, (str, Path)) else 'posts'}: no post with a hashtag; "
+                        "nothing to learn (check the hashtags field or the hashtag style)")
+    rec.update(items)
+    if out is not None:
+        rec.save(out)
+    return rec
+
+
+def stream(model: str | Path | None, data: str | Path, out: str | Path, *, chunk: int = 100,
+           params: dict[str, Any] | None = None, baseline: str | None = None, score: str = "test",
+           log: Any = None) -> dict[str, Any]:
+    """The prequential run of `hashrec stream` (hashrec.stream.run): OUT/report.json, predictions, plot."""
+    from hashrec.stream import run
+
+    return run(model, data, out, chunk=chunk, params=params, baseline=baseline, score=score,
+               log=log or (lambda line: None))
