@@ -46,8 +46,11 @@ class Popularity(Recommender):
 
     def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> Popularity:
         train = list(train)
-        super().fit(train, dev)
+        super().fit(train)  # without dev: the uses are counted below, calibration needs them counted
         self._add_uses([p.hashtags for p in train], [p.time for p in train])
+        if dev:  # text-blind: the dev posts' words are not needed, only their hashtags
+            dev = [p for p in dev if isinstance(p, Post)]
+            self._calibrate(Dev([[] for _ in dev], [p.hashtags for p in dev]))
         return self
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
