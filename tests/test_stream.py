@@ -336,7 +336,7 @@ def test_recommend_cli_at_a_time(tmp_path, reference, capsys):
             main(["recommend", "--model", str(model_dir), "--at", at, "--json", "-k", "1", "--user", "u1", "武汉加油"])
             == 0
         )
-        answers[at] = json.loads(capsys.readouterr().out)["hashtags"]
+        answers[at] = [h["hashtag"] for h in json.loads(capsys.readouterr().out)["hashtags"]]
     assert answers["2020-03-13"] != answers["2020-03-18T12:00:00+00:00"]
     assert answers["2020-03-13"][0] in {t for p in reference["dev"][:300] for t in p.hashtags}
     assert main(["recommend", "--model", str(model_dir), "--at", "someday", "x"]) == 1
