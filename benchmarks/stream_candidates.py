@@ -34,6 +34,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--chunk", type=int, default=100)
     p.add_argument("--parts", default="dev,test")
+    p.add_argument("--limit", type=int, help="only the first N stream posts (a quick check)")
     p.add_argument("--set", action="append", default=[], help="knn setting k=v (Python literal)")
     a = p.parse_args()
 
@@ -45,6 +46,7 @@ def main() -> None:
     knn = create("knn", **params).fit(list(read_jsonl(a.warmup)))
     print(f"fit {time.perf_counter() - t0:.0f} s, {len(knn.words_.vocab)} words", flush=True)
     stream = [q for part in a.parts.split(",") for q in read_jsonl(a.data / f"{part}.jsonl.gz")]
+    stream = stream[:a.limit] if a.limit else stream
     n = len(stream)
     cand = {(s, k): (np.zeros((n, TOP), np.int32), np.zeros((n, TOP), np.float32)) for s in SETTINGS for k in KS}
     t_rec = t_learn = 0.0
