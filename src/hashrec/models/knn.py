@@ -18,8 +18,8 @@ from hashrec.config import check
 from hashrec.data import Post
 from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models.base import Dev, Docs, Recommender, Tags, check_posts, fingerprint, model_sha256
-from hashrec.models.bow import (break_ties_by_popularity, count_matrix, inverse_document_frequency, label_matrix,
-                                sparse_from_arrays, sparse_to_arrays, tfidf)
+from hashrec.models.bow import (break_ties_by_popularity, count_matrix, label_matrix, sparse_from_arrays,
+                                sparse_to_arrays)
 from hashrec.tokens import Vocab
 
 DENSE = 1 << 23  # similarities held at once: a (DENSE // n_index, n_index) float32 block is 32 MB
@@ -138,7 +138,7 @@ class Words:
         vocab = Vocab.build(docs, min_count=config.min_count)
         X = count_matrix(docs, vocab)
         df = np.bincount(X.indices, minlength=len(vocab))
-        words = cls(config, vocab, df, df, len(docs), len(docs), [])
+        words = cls(config, vocab, df.copy(), df, len(docs), len(docs), [])  # df grows, the fit's stays
         words.index.append(words._transposed(X))
         return words
 
@@ -152,30 +152,31 @@ class Words:
                         self.vocab.stoi[w] = len(self.vocab.itos)
                         self.vocab.itos.append(w)
         X = count_matrix(docs, self.vocab)
-        df = np.zeros(len(self.vocab), dtype=np.int64)
-        df[:len(self.df)] = self.df
-        self.df = df + np.bincount(X.indices, minlength=len(self.vocab))
+        if len(self.vocab) > len(self.df):  # room for half as many words again: no copy per chunk
+            grow = max(len(self.vocab) - len(self.df), len(self.df) // 2)
+            self.df = np.concatenate([self.df, np.zeros(grow, dtype=np.int64)])
+        np.add.at(self.df, X.indices, 1)  # a (post, word) pair once: count_matrix summed duplicates
         self.n_docs += len(docs)
         self.index.append(self._transposed(X))
 
-    def idf(self, n_words: int) -> np.ndarray:
-        """Smoothed idf (as `inverse_document_frequency`) of the first `n_words` words, over the fit's
-        posts (a word learned since has document frequency 0 there) or over all indexed ones."""
+    def idf(self, ids: np.ndarray) -> np.ndarray:
+        """Smoothed idf (as `inverse_document_frequency`) of words `ids`, over the fit's posts (a word
+        learned since has document frequency 0 there) or over all indexed ones."""
         if self.config.idf == "running":
-            return np.log((1.0 + self.n_docs) / (1.0 + self.df[:n_words])) + 1.0
-        idf = np.full(n_words, np.log(1.0 + self.n_fit) + 1.0)
-        known = min(n_words, len(self.fit_df))
-        idf[:known] = np.log((1.0 + self.n_fit) / (1.0 + self.fit_df[:known])) + 1.0
-        return idf
+            return np.log((1.0 + self.n_docs) / (1.0 + self.df[ids])) + 1.0
+        known = ids < len(self.fit_df)
+        df = np.where(known, self.fit_df[np.where(known, ids, 0)], 0)
+        return np.log((1.0 + self.n_fit) / (1.0 + df)) + 1.0
 
     def vectors(self, docs: Docs) -> sp.csr_matrix:
         """(len(docs), n_words) unit float32 TF-IDF rows of tokenised posts (words not in the vocabulary dropped)."""
         return self._vectors(count_matrix([grams(d, self.config.ngrams) for d in docs], self.vocab))
 
     def _vectors(self, X: sp.csr_matrix) -> sp.csr_matrix:
-        if self.config.binary:
-            X.data[:] = 1.0
-        return tfidf(X, self.idf(X.shape[1])).astype(np.float32)
+        """Unit TF-IDF rows of counts X, in the work of X's entries (never of the whole vocabulary)."""
+        X.data = (1.0 if self.config.binary else X.data) * self.idf(X.indices)
+        sizes = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        return sp.csr_matrix(sp.diags(1.0 / np.where(sizes > 0, sizes, 1.0)) @ X, dtype=np.float32)
 
     def _transposed(self, X: sp.csr_matrix) -> sp.csr_matrix:
         return sp.csr_matrix(self._vectors(X).T)
@@ -211,7 +212,7 @@ class Words:
 
     def state(self, prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays for safetensors and the vocabulary and counts for model.json."""
-        arrays = {f"{prefix}df": self.df, f"{prefix}fit_df": self.fit_df,
+        arrays = {f"{prefix}df": self.df[:len(self.vocab)], f"{prefix}fit_df": self.fit_df,
                   **sparse_to_arrays(f"{prefix}index_t", self.index.whole())}
         return arrays, {"vocab": self.vocab.itos, "n_docs": self.n_docs, "n_fit": self.n_fit}
 
