@@ -62,8 +62,8 @@ def rows_per_block(n_index: int) -> int:
 class Growing:
     """Rows appended at the end, kept as a few blocks merged when a newer block grows as large as the
     one before it (a log-structured list): appending n rows copies O(n log N) values amortised, never
-    the whole index per chunk of posts. `join(older, newer)` concatenates two blocks along the rows
-    (axis `axis` of the stored arrays); `size(block)` counts its rows."""
+    the whole index per chunk of posts. `join(older, newer)` concatenates two blocks in row order;
+    `size(block)` counts its rows."""
 
     def __init__(self, blocks: list[Any], join: Any, size: Any) -> None:
         self.blocks, self.join, self.size = blocks, join, size
@@ -158,6 +158,7 @@ class Words:
         np.add.at(self.df, X.indices, 1)  # a (post, word) pair once: count_matrix summed duplicates
         self.n_docs += len(docs)
         self.index.append(self._transposed(X))
+        self._cut = (None, 0, None)  # the blocks changed (and a freed block's id may be reused)
 
     def idf(self, ids: np.ndarray) -> np.ndarray:
         """Smoothed idf (as `inverse_document_frequency`) of words `ids`, over the fit's posts (a word
