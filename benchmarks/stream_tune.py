@@ -28,18 +28,25 @@ BETAS, GAMMAS = (0, 0.1, 0.25, 0.5, 1, 2), (0, 0.1, 0.3, 1, 3)
 TOP_USER, TOP_TREND, WIDTH = 10, 10, 64
 
 
-def author_scores(history: dict[str, list[float]], at: float, d: float) -> dict[str, float]:
-    """ACT-R base-level activation of each of the author's hashtags, as a share of their sum."""
-    b = {t: sum((1.0 + np.floor((at - s) / DAY)) ** -d for s in uses) for t, uses in history.items()}
-    total = sum(b.values())
-    return {t: v / total for t, v in b.items()} if total else {}
+def author_scores(history: tuple[list[str], list[float]], at: float) -> dict[float, dict[str, float]]:
+    """Per decay d, the ACT-R base-level activation of each of the author's hashtags, as a share of their sum."""
+    tags, times = history
+    if not tags:
+        return {d: {} for d in DECAYS}
+    names, inverse = np.unique(np.array(tags), return_inverse=True)
+    age = 1.0 + np.floor((at - np.array(times)) / DAY)
+    out = {}
+    for d in DECAYS:
+        b = np.bincount(inverse, weights=age ** -d)
+        out[d] = dict(zip(names.tolist(), (b / b.sum()).tolist()))
+    return out
 
 
 def signals(meta: dict, warmup: list, chunk: int):
     """Per post, as of its chunk: the author's shares per decay, the trend's shares per window (one dict
     per chunk), and whether any gold hashtag appeared before (seen)."""
     n = len(meta["gold"])
-    users: dict[str, dict[str, list[float]]] = {}
+    users: dict[str, tuple[list[str], list[float]]] = {}
     recent: deque[str] = deque(maxlen=max(WINDOWS))
     known: set[str] = set()
     seen, author, trend = np.zeros(n, bool), [None] * n, [None] * n
@@ -49,7 +56,9 @@ def signals(meta: dict, warmup: list, chunk: int):
             known.add(t)
             recent.append(t)
             if user:
-                users.setdefault(user, {}).setdefault(t, []).append(time)
+                history = users.setdefault(user, ([], []))
+                history[0].append(t)
+                history[1].append(time)
 
     for q in warmup:
         learn(q.hashtags, q.time, q.user)
@@ -60,8 +69,8 @@ def signals(meta: dict, warmup: list, chunk: int):
         shares = {w: {t: v / w for t, v in Counter(window[-w:]).most_common()} for w in WINDOWS}
         for i in range(start, stop):
             seen[i] = any(t in known for t in gold[i])
-            history = users.get(authors[i], {}) if authors[i] else {}
-            author[i] = {d: author_scores(history, times[i], d) for d in DECAYS}
+            history = users.get(authors[i], ([], [])) if authors[i] else ([], [])
+            author[i] = author_scores(history, times[i])
             trend[i] = shares
         for i in range(start, stop):
             learn(gold[i], times[i], authors[i])
