@@ -121,14 +121,15 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=100)
     p.add_argument("--mix", type=int, default=2, help="mix the signals into the best N kNN settings on dev")
     a = p.parse_args()
-    z = np.load(a.candidates)
+    with np.load(a.candidates) as npz:  # an npz member is decompressed at each access: read each once
+        z = {k: npz[k] for k in npz.files}
     meta = json.loads(str(z["meta"]))
     warmup = list(read_jsonl(a.warmup))
     n = len(meta["gold"])
     n_gold = np.array([len(set(g)) for g in meta["gold"]])
     dev = np.arange(n) < a.dev
     test = ~dev
-    settings = sorted({k.rsplit("_", 1)[0] for k in z.files if k != "meta"})
+    settings = sorted({k.rsplit("_", 1)[0] for k in z if k != "meta"})
     author, trend, seen = signals(meta, warmup, a.chunk)
     parts = (dev, test, test & seen, test & ~seen)
     print(f"test posts seen before: {seen[test].mean():.3f} (the ceiling); dev: {seen[dev].mean():.3f}")
@@ -138,7 +139,8 @@ def main() -> None:
         top = z[f"{s}_i"][:, 0]
         hit = np.array([z[f"{s}_v"][i, 0] > 0 and meta["labels"][top[i]] in gold_sets[i] for i in range(n)])
         alone[s] = [f1_at_1(np.zeros(n, np.int64), hit[:, None], n_gold, rows) for rows in parts]
-        print(f"knn {s}: dev {alone[s][0]:.4f}  test {alone[s][1]:.4f} (seen {alone[s][2]:.4f} new {alone[s][3]:.4f})")
+        print(f"knn {s}: dev {alone[s][0]:.4f}  test {alone[s][1]:.4f} (seen {alone[s][2]:.4f} new {alone[s][3]:.4f})",
+              flush=True)
     results = {}
     for s in sorted(alone, key=lambda s: -alone[s][0])[:a.mix]:
         cand, is_gold, cols = features(meta, z[f"{s}_i"], z[f"{s}_v"], author, trend)

@@ -30,10 +30,10 @@ class StreamConfig(KNNConfig):
     horizon: int | None = 3
     ngrams: int = 2
     binary: bool = True
-    author: float = 0.5
-    decay: float = 0.5
+    author: float = 0.1
+    decay: float = 2.0
     trend: float = 0.1
-    window: int = 1000
+    window: int = 200
 
     def __post_init__(self) -> None:
         super().__post_init__()
