@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,8 +19,7 @@ import torch.nn.functional as F
 
 from hashrec import api
 from hashrec.errors import ConfigError
-from hashrec.models import create
-from hashrec.models import acnn_fast
+from hashrec.models import acnn_fast, create
 from hashrec.models.acnn import CHECKPOINT
 from hashrec.models.acnn_fast import pack, top_k_rows
 from hashrec.models.acnn_net import ACNNConfig, ACNNNet, LocalAttention, WindowLinear, pad
@@ -135,8 +135,10 @@ def test_a_vocabulary_too_large_for_tables_keeps_the_products(monkeypatch):
 
 @pytest.mark.parametrize("channels,attention,windows,tables", [
     (("global", "local"), "soft", (1, 2, 3), True), (("global", "local"), "hard", (1, 2, 3), True),
-    (("global",), "soft", (2, 4), True), (("local",), "soft", (1,), True), (("global", "local"), "soft", (1, 2, 3), False)])
-def test_a_packed_batch_gives_the_padded_batchs_h_and_trigger_weights(channels, attention, windows, tables, monkeypatch):
+    (("global",), "soft", (2, 4), True), (("local",), "soft", (1,), True),
+    (("global", "local"), "soft", (1, 2, 3), False)])
+def test_a_packed_batch_gives_the_padded_batchs_h_and_trigger_weights(
+        channels, attention, windows, tables, monkeypatch):
     torch.manual_seed(1)
     cfg = ACNNConfig(channels=channels, attention=attention, windows=windows, dim=8, n_maps=4, local_dim=6, hidden=5)
     net = ACNNNet(n_words=30, n_labels=7, cfg=cfg).eval()
@@ -257,7 +259,8 @@ def test_recommend_explain_end_to_end(trained, tmp_path):
     trained["acnn"].save(tmp_path / "m")
     (item,) = api.recommend(tmp_path / "m", TEXTS[0], k=3, explain=True)
     assert len(item["hashtags"]) == 3 and item["triggers"] and set(item["triggers"][0]) == {"word", "weight"}
-    cli = [sys.executable, "-m", "hashrec", "recommend", "--model", str(tmp_path / "m"), TEXTS[0], "-k", "2", "--explain"]
+    cli = [sys.executable, "-m", "hashrec", "recommend", "--model", str(tmp_path / "m"), TEXTS[0], "-k", "2",
+           "--explain"]
     text = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
     assert text.count("#") == 2 and "triggers: " in text
     line = subprocess.run(cli + ["--json"], capture_output=True, text=True, check=True).stdout
@@ -346,3 +349,12 @@ def test_top_k_on_the_logits_equals_the_softmax_ranking(trained, weibo_sample):
     idx, vals = model._top_k(docs[:2], n_out + 3)
     assert idx.shape == (2, min(n_out + 3, len(model.labels_)))
     assert set(idx[0, n_out:]) == set(range(n_out, idx.shape[1])) and not vals[:, n_out:].any()
+
+
+def test_each_epoch_logs_a_line_with_its_time_and_what_is_left(weibo_sample, capsys):
+    from conftest import TINY_ACNN
+
+    create("acnn", **{**TINY_ACNN, "epochs": 2}).fit(weibo_sample["train"][:300], weibo_sample["dev"][:50])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("acnn epoch")]
+    assert len(lines) == 2 and all(re.search(r"\d+ s an epoch, at most \d+ s left$", line) for line in lines)
+    assert lines[1].endswith("at most 0 s left")

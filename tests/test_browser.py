@@ -108,3 +108,12 @@ def test_trigger_words_are_highlighted_with_an_attention_model(browser, weibo_sa
         marks.first.wait_for()
         assert all(m in "钟南山院士说疫情拐点还没有到来" for m in marks.all_inner_texts())
         page.screenshot(path=str(ARTIFACTS / "compose-explain.png"), full_page=True)
+
+
+def test_model_details_are_a_table_not_raw_json(page):
+    page.get_by_text("model details").click()
+    table = page.locator("#model-table")
+    table.locator("tr").first.wait_for()
+    rows = dict(zip(table.locator("th").all_inner_texts(), table.locator("td").all_inner_texts()))
+    assert rows["name"] == MODEL and int(rows["labels"]) > 0 and "limits.max_k" in rows
+    assert "{" not in table.inner_text()

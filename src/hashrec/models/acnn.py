@@ -1,4 +1,4 @@
-"""The attention-based CNN recommender of Gong & Zhang (IJCAI 2016; PAPER.md §2): training and persistence.
+"""The attention-based CNN recommender of Gong & Zhang (IJCAI 2016; docs/paper.md §5): training and persistence.
 
 The network and its equations are in acnn_net.py, its CPU inference engine in acnn_fast.py. This
 module holds the `ACNN` recommender: word2vec initialisation (cached), the training loop with the
@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import hashlib
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -121,11 +122,10 @@ class ACNN(Recommender):
         with torch.no_grad():
             if cfg.embeddings == "word2vec":
                 # Kim 2014 drew random vectors with the pretrained ones' variance; hashrec scales
-                # wider pretrained ones down to the random init's instead: on Weibo (seed 0) dev
-                # F1@1 after epochs 1-3 is 0.150 / 0.176 / 0.180 scaled, 0.141 / 0.169 / 0.175 at
-                # gensim's scale (wide inputs saturate the tanh filters). Narrower vectors (a tiny
-                # corpus) are kept as they are: the gain was measured for scaling down only. Not in
-                # the paper.
+                # wider pretrained ones down to the random init's instead, because wide inputs
+                # saturate the tanh filters and the first epochs learn more slowly (docs/paper.md
+                # §11). Narrower vectors (a tiny corpus) are kept as they are: only scaling down
+                # was measured.
                 vectors = word2vec(docs, self.vocab_, cfg)
                 spread = float(vectors[2:].std()) if len(vectors) > 2 else 0.0
                 if 0 < cfg.w2v_std < spread:
@@ -135,7 +135,7 @@ class ACNN(Recommender):
                 nn.init.uniform_(self.net_.embed.weight, -0.25, 0.25)
                 self.net_.embed.weight[0] = 0
             # the softmax starts at the popularity floor: bias = log prior of each hashtag. With
-            # default init it takes hundreds of steps just to learn the prior (measured on the slice)
+            # default init it takes hundreds of steps just to learn the prior
             counts = np.bincount([j for ls in labels for j in ls], minlength=n_out) + 1.0
             self.net_.out.bias.copy_(torch.from_numpy(np.log(counts / counts.sum())))
         self.net_.embed.weight.requires_grad_(not cfg.static_embeddings)
@@ -153,6 +153,7 @@ class ACNN(Recommender):
         # 4. epochs; keep the weights of the best dev epoch
         from tqdm import tqdm
 
+        began = time.perf_counter()
         for epoch in range(start, cfg.epochs):
             if stale >= cfg.patience:
                 break
@@ -175,9 +176,11 @@ class ACNN(Recommender):
                     bar.set_postfix(loss=f"{total / n:.3f}", best_dev_f1=f"{best:.4f}")
             score = self._dev_f1(dev) if dev is not None else None  # no dev: keep the last epoch
             self.history_.append({"epoch": epoch + 1, "loss": total / len(batches), "dev_f1@1": score})
-            if distributed.is_main():
-                tqdm.write(f"{self.name} epoch {epoch + 1}: loss {total / len(batches):.4f} dev F1@1 {score}",
-                           file=sys.stderr)
+            if distributed.is_main():  # one line an epoch, on a terminal or in a log
+                took = (time.perf_counter() - began) / (epoch + 1 - start)
+                tqdm.write(f"{self.name} epoch {epoch + 1}/{cfg.epochs}: loss {total / len(batches):.4f} "
+                           f"dev F1@1 {score}, {took:.0f} s an epoch, at most {took * (cfg.epochs - epoch - 1):.0f} s "
+                           "left", file=sys.stderr)
             if score is None or score > best:
                 best, stale = (score if score is not None else best), 0
                 best_state = copy.deepcopy(self.net_.state_dict())
