@@ -1,7 +1,8 @@
 """Prequential kNN candidates on a stream, for choosing the streaming model's settings (not a test).
 
-Fits `knn` (unigrams+bigrams, binary TF, the fit's IDF, neighbours at most 3 days old) on WARMUP, then replays dev and test in chunks of
---chunk posts: each chunk is scored as of its time (every earlier post, none of the chunk), then learned.
+Fits `knn` (unigrams+bigrams, binary TF, the fit's IDF, neighbours at most 3 days old) on WARMUP, then
+replays dev and test in chunks of --chunk posts: each chunk is scored as of its time (every earlier post,
+none of the chunk), then learned.
 The similarities are computed once per chunk and voted under several (power, tau) settings, k = 50 and 20;
 each post's 30 best hashtags and their votes are written to OUT (npz), with the labels and the stream's
 gold, time and user, so that benchmarks/stream_tune.py can mix in trending and author signals cheaply.

@@ -4,8 +4,8 @@ Fits --model on WARMUP, then replays dev and test in chunks of --chunk posts: ea
 as of its posts' times and for their authors (the model may use every earlier post, none of the chunk),
 then learned. Prints micro F1@1..5 (Eq. 11) of the dev part and of the test part, each also split
 into posts whose gold hashtags had appeared in an earlier chunk (seen) and the others (new), and the
-learning and recommending cost in CPU ms per post (the process's time: the machine may be shared). `hashrec stream` is the command for users; this
-script is what the figures of docs/results/stream.md were measured with.
+learning and recommending cost in CPU ms per post (the process's time: the machine may be shared).
+`hashrec stream` is the command for users; this script measured the figures of docs/results/stream.md.
 
     python benchmarks/stream_eval.py --model stream --warmup /tmp/warmup.jsonl.gz \
         --data ../shared/benchmarks/weibo-stream [--set k=50] [--parts dev]

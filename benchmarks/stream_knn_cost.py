@@ -37,7 +37,8 @@ def main() -> None:
     p.add_argument("--chunk", type=int, default=100)
     p.add_argument("--queries", type=int, default=500)
     a = p.parse_args()
-    stream = list(read_jsonl(a.warmup)) + [q for part in ("dev", "test") for q in read_jsonl(a.data / f"{part}.jsonl.gz")]
+    stream = list(read_jsonl(a.warmup))
+    stream += [q for part in ("dev", "test") for q in read_jsonl(a.data / f"{part}.jsonl.gz")]
     t = time.perf_counter()
     model = create("knn", k=50, power=1.0, tau=0.25, ngrams=2, binary=True).fit(stream[:a.start])
     print(f"fit on {a.start} posts: {time.perf_counter() - t:.0f} s", flush=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import SHARED
+
 from hashrec.data import Post, read_jsonl
 from hashrec.models import create
 from hashrec.models.base import Recommender

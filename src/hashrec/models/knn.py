@@ -8,8 +8,9 @@ learner on its features.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,9 +18,14 @@ import scipy.sparse as sp
 from hashrec.config import check
 from hashrec.data import Post
 from hashrec.errors import ConfigError, ModelFileError
-from hashrec.models.base import Dev, Docs, Recommender, Tags, check_posts, fingerprint, model_sha256
-from hashrec.models.bow import (break_ties_by_popularity, count_matrix, label_matrix, sparse_from_arrays,
-                                sparse_to_arrays)
+from hashrec.models.base import Dev, Docs, Recommender, Tags, Times, Users, check_posts, fingerprint, model_sha256
+from hashrec.models.bow import (
+    break_ties_by_popularity,
+    count_matrix,
+    label_matrix,
+    sparse_from_arrays,
+    sparse_to_arrays,
+)
 from hashrec.tokens import Vocab
 
 DENSE = 1 << 23  # similarities held at once: a (DENSE // n_index, n_index) float32 block is 32 MB
@@ -133,7 +139,7 @@ class Words:
         self._cut: tuple[Any, ...] = (None, 0, None)  # (block id, first post, the block from there on)
 
     @classmethod
-    def fit(cls, docs: Docs, config: WordsConfig = WordsConfig()) -> "Words":
+    def fit(cls, docs: Docs, config: WordsConfig = WordsConfig()) -> Words:
         docs = [grams(d, config.ngrams) for d in docs]
         vocab = Vocab.build(docs, min_count=config.min_count)
         X = count_matrix(docs, vocab)
@@ -219,7 +225,7 @@ class Words:
 
     @classmethod
     def from_state(cls, config: WordsConfig, arrays: dict[str, np.ndarray], state: dict[str, Any],
-                   prefix: str = "") -> "Words":
+                   prefix: str = "") -> Words:
         return cls(config, Vocab(list(state["vocab"])), arrays[f"{prefix}df"], arrays[f"{prefix}fit_df"],
                    int(state["n_docs"]), int(state["n_fit"]), [sparse_from_arrays(f"{prefix}index_t", arrays)])
 
@@ -288,7 +294,7 @@ class KNN(Recommender):
     Config = KNNConfig
     learns_online = True
 
-    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "KNN":
+    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> KNN:
         train = list(train)
         self.times_ = post_times([p for p in train if isinstance(p, Post)])
         return super().fit(train, dev)
@@ -410,7 +416,7 @@ class NetworkKNN(KNN):
     name = "hknn"
     Config = NetworkKNNConfig
 
-    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "NetworkKNN":
+    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> NetworkKNN:
         train = check_posts(train, "hknn.fit(train)")
         self._load_bases()
         digest = fingerprint([p.text for p in train])

@@ -6,8 +6,9 @@ moment (`recommend(..., at=, user=)`): docs/results/stream.md measures it on the
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class StreamKNN(KNN):
     name = "stream"
     Config = StreamConfig
 
-    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "StreamKNN":
+    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> StreamKNN:
         train = list(train)
         super().fit(train, dev)
         self.history_: dict[str, list[tuple[int, float]]] = {}
