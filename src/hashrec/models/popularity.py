@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from hashrec.data import Post
 from hashrec.models.base import Dev, Docs, Recommender, Tags
 
 
@@ -19,9 +20,13 @@ class Popularity(Recommender):
 
     name = "popularity"
     Config = PopularityConfig
+    learns_online = True
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
         self.prior_ = self.label_counts_ / self.label_counts_.sum()
+
+    def _update(self, docs: Docs, tags: Tags, posts: list[Post]) -> None:
+        self._fit(docs, tags, None)  # the base has grown label_counts_: the shares follow
 
     def _scores(self, docs: Docs) -> np.ndarray:
         return np.broadcast_to(self.prior_, (len(docs), len(self.prior_)))
