@@ -91,3 +91,22 @@ def recommend(model: Recommender | str | Path, texts: str | Sequence[str], k: in
         for item, triggers in zip(out, rec.explain(texts)):
             item["triggers"] = [{"word": w, "weight": wt} for w, wt in triggers]
     return out
+
+
+def update_from_log(model: Recommender | str | Path, state: str | Path, out: str | Path) -> tuple[Recommender, int]:
+    """Fold the live server's post log (`--state DIR`) into the model and save it to `out`; the posts learned.
+
+    The saved model records the last log id it learned (`trained_on_["log_position"]`): a server
+    started on it replays only the posts logged after. This is how an operator compacts the log.
+    """
+    from hashrec.postlog import LOG_FILE, PostLog, learn_log
+
+    if not (Path(state) / LOG_FILE).is_file():
+        raise DataError(f"{state}: no post log ({LOG_FILE}) there; name the --state directory the server ran with")
+    rec, log = _model(model), PostLog(state)
+    try:
+        n = learn_log(rec, log)
+    finally:
+        log.close()
+    rec.save(out)
+    return rec, n

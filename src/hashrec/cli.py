@@ -99,6 +99,11 @@ def _cmd_stats(a: argparse.Namespace) -> None:
     print(json.dumps(stats, ensure_ascii=False, indent=1) if a.json else format_stats(stats))
 
 
+def _cmd_update(a: argparse.Namespace) -> None:
+    rec, n = api.update_from_log(a.model, a.state, a.out)
+    print(f"wrote {a.out}: learned {n:,} logged posts, up to log id {rec.trained_on_.get('log_position', 0)}")
+
+
 def _cmd_serve(a: argparse.Namespace) -> None:
     from hashrec.server import serve  # fastapi and uvicorn load only for this command
 
@@ -203,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--explain", action="store_true", help="also show the trigger words the attention kept")
     rc.add_argument("--json", action="store_true", help="one JSON object per post")
     rc.set_defaults(func=_cmd_recommend)
+
+    up = sub.add_parser("update", formatter_class=fmt, help="learn new posts into a saved model (online models)",
+                        description="Fold the live server's post log (--state DIR of `hashrec serve`) into MODEL "
+                        "and write OUT, which records how far into the log it learned: a server started on OUT "
+                        "replays only what was logged after. This is how an operator compacts the log.")
+    up.add_argument("--model", type=Path, required=True, help="model directory (one that learns online)")
+    up.add_argument("--state", type=Path, required=True, help="the server's state directory (its post log)")
+    up.add_argument("--out", type=Path, required=True, help="where to write the updated model (atomically)")
+    up.set_defaults(func=_cmd_update)
 
     sv = sub.add_parser("serve", formatter_class=fmt, help="HTTP API and compose page (docs at /docs)",
                         description="Serve MODEL over HTTP: POST /recommend, POST /recommend/batch, GET /model, "

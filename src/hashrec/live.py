@@ -8,7 +8,7 @@
   reads at once after it logs a batch itself, and otherwise every `poll_s` (0.1 s): another
   worker's posts are recommendable within `poll_s` plus the time to learn them.
 - Start: the model records the last id it learned as `trained_on_["log_position"]`; the worker
-  replays the log past it before it serves (`replay`), so `hashrec update --state` compacts the
+  replays the log past it before it serves (`postlog.learn_log`), so `hashrec update --state` compacts the
   log into a model that skips what it holds.
 - Forgetting (`window_days`): posts older than the window (by their time, else their arrival)
   are deleted from the log, and the model forgets them where it can (`forget_before`).
@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 from hashrec.data import Post, parse_time
 from hashrec.errors import ConfigError, HashrecError
 from hashrec.models.base import Recommender
-from hashrec.postlog import POSITION, PostLog, log_position
+from hashrec.postlog import PostLog, learn_rows, log_position
 
 log = logging.getLogger("hashrec.live")
 TOKEN_ENV = "HASHREC_INGEST_TOKEN"
@@ -114,22 +114,13 @@ class Live:
         self.model, self.log, self.on_model = model, postlog, on_model
         self.window_s = None if window_days is None else window_days * DAY_S
         self.poll_s = poll_s
-        self.position = log_position(model.trained_on_)
         self._wake = asyncio.Event()
         self._forgot_at = 0.0
 
-    def replay(self) -> int:
-        """Learn every logged post past `position`, now, in this thread (at start, before serving); how many."""
-        n = 0
-        for rows in self.log.iter_after(self.position):
-            self._learn(rows)
-            n += len(rows)
-        return n
-
-    def _learn(self, rows: list[tuple[int, Post]]) -> None:
-        self.model.update([p for _, p in rows])
-        self.position = rows[-1][0]
-        self.model.trained_on_[POSITION] = self.position
+    @property
+    def position(self) -> int:
+        """The id of the last logged post the model learned."""
+        return log_position(self.model)
 
     async def ingest(self, posts: list[Post]) -> int:
         """Log the posts (one transaction, committed on return) and wake this worker's tail; the last id."""
@@ -147,7 +138,7 @@ class Live:
             try:
                 rows = await loop.run_in_executor(None, self.log.read_after, self.position)
                 if rows:
-                    await self.on_model(lambda: self._learn(rows))
+                    await self.on_model(lambda: learn_rows(self.model, rows))
                 if self.window_s is not None and time.monotonic() - self._forgot_at > FORGET_EVERY_S:
                     await self.forget()
             except Exception:  # a bad moment (disk full, a model bug) must not stop learning for good
@@ -190,3 +181,53 @@ def check_bearer(header: str | None, token: str) -> None:
                             headers={"WWW-Authenticate": "Bearer"})
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise HTTPException(403, "wrong ingest token")
+
+
+class Accepted(BaseModel):
+    accepted: int = Field(description="posts logged, durably, before this answer")
+    last_id: int = Field(description="the log id of the batch's last post")
+
+
+class Trend(BaseModel):
+    hashtag: str
+    count: int = Field(description="uses in the window")
+    expected: float = Field(description="uses expected from the 24 windows before it")
+    score: float = Field(description="(count - expected) / sqrt(max(expected, 1)): how far above its usual rate")
+
+
+class Trending(BaseModel):
+    window: str
+    hashtags: list[Trend]
+
+
+def add_routes(app: Any, live: Live, token: str | None, max_text_chars: int, max_posts: int) -> None:
+    """`POST /posts` (only with an ingest token) and `GET /trending` on `app`, served by this worker's `live`."""
+    from fastapi import Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
+    from hashrec.postlog import parse_duration, rising
+
+    PostsRequest = post_models(max_text_chars, max_posts)
+    if token is not None:
+        @app.post("/posts", response_model=Accepted, status_code=201,
+                  summary=f"Learn from up to {max_posts} published posts (ingest token required)",
+                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                      "schema": PostsRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
+                  responses={401: {"description": "no bearer token"}, 403: {"description": "wrong token"},
+                             422: {"description": "a bad post: the detail names its index and field; "
+                                   "nothing of the batch is logged"}})
+        async def posts(request: Request) -> Accepted:
+            # The token first, the body after: a client without the token learns nothing about the schema
+            check_bearer(request.headers.get("authorization"), token)
+            try:
+                req = PostsRequest.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise RequestValidationError([dict(e, loc=("body", *e["loc"])) for e in exc.errors()]) from None
+            batch = [p.post() for p in req.posts]
+            return Accepted(accepted=len(batch), last_id=await live.ingest(batch))
+
+    @app.get("/trending", response_model=Trending, summary="Hashtags rising in the window, by post time")
+    def trending(window: Annotated[str, Query(description="90s, 30m, 1h, 7d")] = "1h",
+                 k: Annotated[int, Query(ge=1, le=100)] = 20) -> Trending:
+        return Trending(window=window, hashtags=[Trend(**r) for r in rising(live.log, parse_duration(window), k)])

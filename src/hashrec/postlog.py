@@ -24,10 +24,13 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
 from hashrec.data import Post
 from hashrec.errors import DataError
+
+if TYPE_CHECKING:
+    from hashrec.models.base import Recommender
 
 LOG_FILE = "posts.sqlite"
 POSITION = "log_position"  # the key in trained_on_: the id of the last post a model learned
@@ -52,9 +55,24 @@ CREATE INDEX IF NOT EXISTS posts_at ON posts (at);
 """
 
 
-def log_position(trained_on: dict) -> int:
-    """The id of the last logged post a model has learned (0: none)."""
-    return int(trained_on.get(POSITION, 0))
+def log_position(model: Recommender) -> int:
+    """The id of the last logged post `model` has learned (0: none)."""
+    return int(model.trained_on_.get(POSITION, 0))
+
+
+def learn_rows(model: Recommender, rows: list[tuple[int, Post]]) -> None:
+    """`model.update` with logged posts (in id order), recording the last id as how far it learned."""
+    model.update([p for _, p in rows])
+    model.trained_on_[POSITION] = rows[-1][0]
+
+
+def learn_log(model: Recommender, log: "PostLog") -> int:
+    """Learn every logged post past the model's log position, in order; how many."""
+    n = 0
+    for rows in log.iter_after(log_position(model)):
+        learn_rows(model, rows)
+        n += len(rows)
+    return n
 
 
 class PostLog:
