@@ -24,7 +24,7 @@ from hashrec.data import load_split
 from hashrec.models import create
 from hashrec.models.base import Recommender
 from hashrec.metrics import evaluate_ranked
-from hashrec.ranking import (FEATURE_GROUPS, SCORER_RANKS, format_importance, importance, model_top, plot_importance,
+from hashrec.models.boost import (FEATURE_GROUPS, SCORER_RANKS, format_importance, importance, model_top, plot_importance,
                              model_sha256)
 from hashrec.tokens import tokenize_many
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from hashrec.data import load_split, read_weibo_csv
 from hashrec.metrics import evaluate_ranked
 from hashrec.models.base import Recommender
-from hashrec.ranking import model_sha256, model_top
+from hashrec.models.boost import model_sha256, model_top
 from hashrec.tokens import tokenize_many
 
 

@@ -19,8 +19,10 @@ import torch.nn.functional as F
 from hashrec import api
 from hashrec.errors import ConfigError
 from hashrec.models import create
-from hashrec.models import acnn
-from hashrec.models.acnn import CHECKPOINT, ACNNConfig, ACNNNet, LocalAttention, WindowLinear, pack, pad, top_k_rows
+from hashrec.models import acnn_fast
+from hashrec.models.acnn import CHECKPOINT
+from hashrec.models.acnn_fast import pack, top_k_rows
+from hashrec.models.acnn_net import ACNNConfig, ACNNNet, LocalAttention, WindowLinear, pad
 from hashrec.models.base import top_k
 from hashrec.tokens import tokenize_many
 
@@ -82,13 +84,15 @@ def test_window_sums_equal_the_layer_on_each_window(size, left, right, words):
     expected = torch.stack([F.linear(padded[:, t:t + size].transpose(1, 2).flatten(1), layer.weight, layer.bias)
                             for t in range(padded.size(1) - size + 1)], 1)
     with torch.no_grad():
-        torch.testing.assert_close(layer.table_sums(x, layer.table(embed)) + layer.bias, expected)  # inference
-    # training: products, then shifted sums; their gradient is the explicit windows' gradient
+        table = acnn_fast.table(layer, embed)
+        torch.testing.assert_close(acnn_fast.table_sums(layer, x, table) + layer.bias, expected)  # inference
+    # training: products, then shifted sums (fast), or the unfolded windows (plain); their gradient
+    # is the explicit windows' gradient
     grad = torch.randn_like(expected)
-    got = layer(w)
-    torch.testing.assert_close(got, expected)
-    torch.testing.assert_close(torch.autograd.grad(got, (w, layer.weight), grad),
-                               torch.autograd.grad(expected, (w, layer.weight), grad))
+    for got in (layer.window_sums(w) + layer.bias, layer(w)):
+        torch.testing.assert_close(got, expected)
+        torch.testing.assert_close(torch.autograd.grad(got, (w, layer.weight), grad),
+                                   torch.autograd.grad(expected, (w, layer.weight), grad, retain_graph=True))
 
 
 def test_inference_tables_give_the_training_path_and_follow_the_weights():
@@ -123,7 +127,7 @@ def test_a_vocabulary_too_large_for_tables_keeps_the_products(monkeypatch):
         expected = net.features(x)
     net.train().eval()  # drops the tables
     # this net's tables: 30 words x (1 + 2 + 3 windows x 4 maps + 5 x 1 score) floats of 4 bytes; one byte short
-    monkeypatch.setattr(acnn, "TABLE_BYTES", 30 * (6 * 4 + 5) * 4 - 1)
+    monkeypatch.setattr(acnn_fast, "TABLE_BYTES", 30 * (6 * 4 + 5) * 4 - 1)
     with torch.inference_mode():
         torch.testing.assert_close(net.features(x), expected)
     assert net._tables is None
@@ -137,17 +141,17 @@ def test_a_packed_batch_gives_the_padded_batchs_h_and_trigger_weights(channels, 
     cfg = ACNNConfig(channels=channels, attention=attention, windows=windows, dim=8, n_maps=4, local_dim=6, hidden=5)
     net = ACNNNet(n_words=30, n_labels=7, cfg=cfg).eval()
     if not tables:  # the products path, as for a vocabulary too large for tables
-        monkeypatch.setattr(acnn, "TABLE_BYTES", 0)
+        monkeypatch.setattr(acnn_fast, "TABLE_BYTES", 0)
     rows = [[3, 4, 5, 6], [7], [8, 9, 10, 11, 12, 13, 14, 15, 16], [17, 18], [1, 1, 2]]
     x = pad(rows)
     batch = pack(rows, net.gap)
     assert batch.row[0].tolist() == [3, 4, 5, 6] + [0] * net.gap + [7] + [0] * net.gap + rows[2] + [0] * net.gap \
         + [17, 18] + [0] * net.gap + [1, 1, 2]
     with torch.inference_mode():
-        torch.testing.assert_close(net.packed_features(batch), net.features(x))
+        torch.testing.assert_close(acnn_fast.packed_features(net, batch), net.features(x))
         if "local" in channels:
             padded = net.local.weights(net.window_sums(x)[-1], x != 0)
-            for a, expected, r in zip(net.trigger_weights(batch), padded, rows):
+            for a, expected, r in zip(acnn_fast.trigger_weights(net, batch), padded, rows):
                 torch.testing.assert_close(torch.from_numpy(a), expected[:len(r)])
     assert (net._tables is None) == (not tables)
 
@@ -184,7 +188,7 @@ def test_shapes_and_gradient_to_the_attention_filter(attention):
     y = torch.tensor([[1, 4], [2, -1], [6, -1]])
     logits, loss = net(x, y)
     assert logits.shape == (3, 7) and net.features(x).shape == (3, 5)
-    assert [len(a) for a in net.trigger_weights(pack([[3, 4, 5, 6], [7, 8, 9, 10, 11, 12], [2]], net.gap))] == [4, 6, 1]
+    assert [len(a) for a in net.trigger_weights([[3, 4, 5, 6], [7, 8, 9, 10, 11, 12], [2]])] == [4, 6, 1]
     loss.backward()
     grad = net.local.score.weight.grad
     if attention == "soft":

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import SAMPLE
 from hashrec.bench import acnn_flops, bench
-from hashrec.models.acnn import ACNNConfig, ACNNNet
+from hashrec.models.acnn_net import ACNNConfig, ACNNNet
 
 GROUPS = {"tokenise", "train", "infer", "latency", "memory", "flops", "sweep"}
 

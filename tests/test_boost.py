@@ -1,4 +1,4 @@
-"""The LightGBM re-ranker (hashrec.ranking, PAPER.md §5) on a real 2,000-post Weibo slice with a tiny acnn base.
+"""The LightGBM re-ranker (hashrec.models.boost, PAPER.md §5) on a real 2,000-post Weibo slice with a tiny acnn base.
 
 What must hold: only base candidates come back, the leakage guard is real (training posts of the
 base never reach the booster), save/load gives identical rankings, a replaced base is refused.
@@ -17,7 +17,7 @@ from hashrec.data import load_split
 from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models import create
 from hashrec.models.base import Recommender
-from hashrec.ranking import Boost, importance, lexical_features, model_sha256, plot_importance
+from hashrec.models.boost import Boost, importance, lexical_features, model_sha256, plot_importance
 
 QUICK = dict(n_estimators=20, early_stopping=5, n_candidates=20, rep_dims=4)
 

@@ -31,8 +31,7 @@ from hashrec import api
 from hashrec.cli import main
 from hashrec.models import MODELS, create
 from hashrec.errors import HashrecError
-from hashrec import server
-from hashrec.server import FastRecommend, Scorer, create_app, running, serve
+from hashrec.server import Batcher, FastRecommend, create_app, running, serve
 from hashrec.tokens import tokenize
 
 MODEL = "nb" if "nb" in MODELS else "popularity"  # nb reads the text; popularity is the fallback
@@ -252,7 +251,7 @@ def test_oversized_body_is_413_for_httpx_too(client):
 
 
 def test_concurrent_requests_all_succeed_and_agree(url, model):
-    # 32 clients at once: the scorer batches their posts (with different k) into shared model calls.
+    # 32 clients at once: the batcher batches their posts (with different k) into shared model calls.
     ks = range(1, 6)
     expected = {(t, k): api.recommend(model, t, k=k)[0]["hashtags"] for t in POSTS for k in ks}
 
@@ -274,16 +273,16 @@ def test_concurrent_requests_all_succeed_and_agree(url, model):
 
 def test_a_call_waits_for_the_clients_of_the_last_one_and_no_longer(model, monkeypatch):
     calls = []
-    recommend = server.api.recommend
-    monkeypatch.setattr(server.api, "recommend",
+    recommend = api.recommend
+    monkeypatch.setattr(api, "recommend",
                         lambda m, texts, **kw: calls.append(len(texts)) or recommend(m, texts, **kw))
-    scorer = Scorer(model, gather_s=0.3)
-    scorer.call(POSTS[:1], k=1)  # warm: loads the segmenter; not queued
+    batcher = Batcher(model, gather_s=0.3)
+    batcher.call(POSTS[:1], k=1)  # warm: loads the segmenter; not queued
 
     async def timed(*requests: tuple[str, float]) -> float:
         async def one(text: str, after: float) -> None:
             await asyncio.sleep(after)
-            await scorer.recommend([text], 1)
+            await batcher.recommend([text], 1)
         start = time.perf_counter()
         await asyncio.gather(*(one(text, after) for text, after in requests))
         return time.perf_counter() - start

@@ -353,14 +353,15 @@ def _batch_sweep(model: Any, docs: list[list[str]], plan: Plan) -> dict[str, Rat
     batch can have), and `Packed` batches in given order (the inference path)."""
     import torch
 
-    from hashrec.models.acnn import pack, pad
+    from hashrec.models.acnn_fast import pack, packed_features
+    from hashrec.models.acnn_net import pad
 
     net = model.net_
     ids = model.encode(docs)
     by_length = sorted(ids, key=len)
     ways = {"padded, given order": (lambda b: net.out(net.features(pad(b))), ids),
             "padded, sorted by length": (lambda b: net.out(net.features(pad(b))), by_length),
-            "packed, given order": (lambda b: net.out(net.packed_features(pack(b, net.gap))), ids)}
+            "packed, given order": (lambda b: net.out(packed_features(net, pack(b, net.gap))), ids)}
     out = {}
     with torch.inference_mode():
         for bs in plan.batch_sizes:

@@ -1,4 +1,4 @@
-"""Stage 2: clean text -> tokens, for Chinese (jieba) and English, and the `Vocab` that maps them to ids.
+"""Clean text -> tokens, for Chinese (jieba) and English, and the `Vocab` that maps them to ids.
 
 Tokenising 400k Weibo posts with jieba takes minutes, so `tokenize_many` spreads large batches
 over worker processes and caches the result on disk under a key of the texts' content hash and
@@ -17,10 +17,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from hashrec.data import CJK
 from hashrec.store import atomic_open
 
 TOKENIZER_VERSION = "2"  # 2: jieba-rs in place of jieba (the same tokens but for 2 in 120k Weibo posts)
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 URL = re.compile(r"https?://\S+|www\.\S+")
 # A word: letters/digits (with inner apostrophes), an @mention, or one CJK run left for jieba.
 EN_TOKEN = re.compile(r"@\w+|[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
@@ -88,6 +88,18 @@ def _cache_key(texts: Sequence[str]) -> str:
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def docs_key(prefix: str, docs: Iterable[Sequence[str]], suffix: str = "") -> str:
+    """A content key (32 hex digits) of tokenised posts, between `prefix` and `suffix`, for on-disk caches.
+
+    SHA-256 of `prefix`, then each post's tokens joined by U+001F and ended by NUL, then `suffix`.
+    """
+    h = hashlib.sha256(prefix.encode())
+    for d in docs:
+        h.update("\x1f".join(d).encode("utf-8", "surrogatepass") + b"\0")
+    h.update(suffix.encode("utf-8", "surrogatepass"))
     return h.hexdigest()[:32]
 
 

@@ -23,7 +23,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "cnn": ("hashrec.models.acnn:ACNN", {"channels": ("global",)}),
     "attention": ("hashrec.models.acnn:ACNN", {"channels": ("local",)}),
     "acnn": ("hashrec.models.acnn:ACNN", {"channels": ("global", "local")}),
-    "boost": ("hashrec.ranking:Boost", {}),
+    "boost": ("hashrec.models.boost:Boost", {}),
 }
 # built on a trained model (--base), so `compare` does not train them from scratch
 STACKED = ("hknn", "boost")

@@ -52,34 +52,46 @@ class LDAConfig:
 
 
 @numba.njit(cache=True)
+def gibbs_sweep(doc: np.ndarray, token: np.ndarray, z: np.ndarray, n_dz: np.ndarray, n_wz: np.ndarray,
+                n_z: np.ndarray, alpha: float, eta: float, cum: np.ndarray) -> None:
+    """One collapsed Gibbs sweep, in place: p(z_i = k | rest) ∝ (n_dk + alpha)(n_wk + eta) / (n_k + W eta).
+
+    doc, token, z: per token its post, its id and its current topic; n_dz (D, K), n_wz (W, K),
+    n_z (K,): the counts of the current assignment (word-major n_wz: the loop over topics reads
+    contiguous memory); cum (K,): scratch. Draws from numba's RNG (seed it with np.random.seed
+    inside njit, as `gibbs` does). The one LDA sampler: translation.py's TopicWA uses it too.
+    """
+    n_topics, w_eta = n_z.shape[0], n_wz.shape[0] * eta
+    for i in range(token.shape[0]):
+        d, w, k = doc[i], token[i], z[i]
+        n_dz[d, k] -= 1
+        n_wz[w, k] -= 1
+        n_z[k] -= 1
+        total = 0.0
+        for j in range(n_topics):
+            total += (n_dz[d, j] + alpha) * (n_wz[w, j] + eta) / (n_z[j] + w_eta)
+            cum[j] = total
+        u = np.random.random() * total
+        k = 0
+        while k < n_topics - 1 and cum[k] < u:
+            k += 1
+        z[i] = k
+        n_dz[d, k] += 1
+        n_wz[w, k] += 1
+        n_z[k] += 1
+
+
+@numba.njit(cache=True)
 def gibbs(doc: np.ndarray, token: np.ndarray, z: np.ndarray, n_dz: np.ndarray, n_wz: np.ndarray,
           n_z: np.ndarray, alpha: float, eta: float, sweeps: int, seed: int) -> None:
-    """Collapsed Gibbs sweeps, in place: p(z_i = k | rest) ∝ (n_dk + alpha)(n_wk + eta) / (n_k + W eta).
+    """`sweeps` sweeps of `gibbs_sweep` from numba's RNG seeded with `seed`, in place.
 
-    doc, token, z: per token its post, its id (words, then hashtags) and its current topic;
-    n_dz (D, K), n_wz (W, K), n_z (K,): the counts of the current assignment.
+    tokens ids are words, then hashtags (see LDA).
     """
     np.random.seed(seed)
-    n_topics, w_eta = n_z.shape[0], n_wz.shape[0] * eta
-    cum = np.empty(n_topics)
+    cum = np.empty(n_z.shape[0])
     for _ in range(sweeps):
-        for i in range(token.shape[0]):
-            d, w, k = doc[i], token[i], z[i]
-            n_dz[d, k] -= 1
-            n_wz[w, k] -= 1
-            n_z[k] -= 1
-            total = 0.0
-            for j in range(n_topics):
-                total += (n_dz[d, j] + alpha) * (n_wz[w, j] + eta) / (n_z[j] + w_eta)
-                cum[j] = total
-            u = np.random.random() * total
-            k = 0
-            while k < n_topics - 1 and cum[k] < u:
-                k += 1
-            z[i] = k
-            n_dz[d, k] += 1
-            n_wz[w, k] += 1
-            n_z[k] += 1
+        gibbs_sweep(doc, token, z, n_dz, n_wz, n_z, alpha, eta, cum)
 
 
 def sample_topics(M: sp.csr_matrix, topics: int, alpha: float, eta: float, sweeps: int,

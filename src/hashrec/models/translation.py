@@ -49,6 +49,7 @@ import scipy.sparse as sp
 
 from hashrec.config import check
 from hashrec.models.base import Dev, Docs, Recommender, Tags
+from hashrec.models.lda import gibbs_sweep
 from hashrec.tokens import Vocab
 
 # ---------------------------------------------------------------------------- configuration
@@ -197,29 +198,6 @@ def _draw(p: np.ndarray, n: int) -> int:
         if u < 0:
             return i
     return n - 1
-
-
-@numba.njit(cache=True)
-def _lda_sweep(words, ptr, z, ndk, nwk, nk, alpha, beta):
-    """One collapsed Gibbs sweep of LDA: P(z_i = k | rest) ∝ (n_dk + alpha)(n_wk + beta)/(n_k + V beta).
-
-    Counts are word-major (nwk is (V, K)) so that the loop over topics reads contiguous memory.
-    """
-    V, K = nwk.shape
-    p = np.empty(K)
-    for d in range(len(ptr) - 1):
-        for i in range(ptr[d], ptr[d + 1]):
-            w, k = words[i], z[i]
-            ndk[d, k] -= 1
-            nwk[w, k] -= 1
-            nk[k] -= 1
-            for j in range(K):
-                p[j] = (ndk[d, j] + alpha) * (nwk[w, j] + beta) / (nk[j] + V * beta)
-            k = _draw(p, K)
-            z[i] = k
-            ndk[d, k] += 1
-            nwk[w, k] += 1
-            nk[k] += 1
 
 
 @numba.njit(cache=True)
@@ -629,16 +607,16 @@ class TTM(TopicalTranslation):
 
 
 def lda_gibbs(corpus: Corpus, K: int, V: int, c: TopicalConfig) -> dict[str, np.ndarray]:
-    """Collapsed Gibbs LDA over the posts: the last sweep's token topics `z` and counts
+    """Collapsed Gibbs LDA over the posts (lda.gibbs_sweep): the last sweep's token topics `z` and counts
     (`ndk`, `nwk`, `nk`), and `phi` (K, V), the mean topic-word distribution after burn-in."""
     z = np.random.default_rng(c.seed).integers(0, K, len(corpus.words)).astype(np.int64)
     doc = corpus.doc_of_token()
     ndk = _add_at(np.zeros((len(corpus.ptr) - 1, K), dtype=np.int32), (doc, z))
     nwk = _add_at(np.zeros((V, K), dtype=np.int32), (corpus.words, z))
     nk = nwk.sum(axis=0).astype(np.int64)
-    phi_sum = np.zeros((V, K))
+    phi_sum, cum = np.zeros((V, K)), np.empty(K)
     for it in range(c.iterations):
-        _lda_sweep(corpus.words, corpus.ptr, z, ndk, nwk, nk, c.alpha, c.beta)
+        gibbs_sweep(doc, corpus.words, z, ndk, nwk, nk, c.alpha, c.beta, cum)
         if it >= c.burn_in:
             phi_sum += (nwk + c.beta) / (nk[None, :] + V * c.beta)
     return {"z": z, "ndk": ndk, "nwk": nwk, "nk": nk, "phi": (phi_sum / (c.iterations - c.burn_in)).T}

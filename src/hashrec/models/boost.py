@@ -16,11 +16,11 @@ Features, by group (`BoostConfig.features`; ablations are config values):
            by post words found inside it ("blacklivesmatter" <- black, lives, matter).
 - scorers: per extra model (NB, IBM1, kNN, TTM, ...): its score for the candidate, its rank and the
            gap to its top score, read from its top-SCORER_RANKS list (beyond it: rank 100, score missing).
-- rep:     the network's own representation (neural bases only): h, the combined layer that feeds
+- rep:     the network's own representation (neural bases only): `hidden`, the combined layer that feeds
            the softmax (the talk's report uses exactly this vector), reduced by PCA to `rep_dims`;
            the candidate's output-layer vector W_out[c] reduced by PCA to `rep_dims`; and the logit
-           h . W_out[c] + b_c and cosine(h, W_out[c]). The trees see post and hashtag in one space.
-           PCA because 200-d h on ~500k candidate rows costs memory and CPU without a matching gain.
+           hidden . W_out[c] + b_c and cosine(hidden, W_out[c]). The trees see post and hashtag in one space.
+           PCA because a 200-d hidden on ~500k candidate rows costs memory and CPU without a matching gain.
 
 Leakage protocol. The booster must never learn from base scores on posts the base was trained on
 (their scores are overconfident and test posts will not look like them). `Boost.fit(train, dev)`
@@ -39,7 +39,6 @@ breaks the link loudly, never silently.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -49,12 +48,12 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from hashrec.config import check
-from hashrec.data import Post
+from hashrec.data import CJK, Post
 from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, check_posts, fingerprint,
                                  model_sha256, top_k)
 from hashrec.store import atomic_open
-from hashrec.tokens import CJK, cache_dir, tokenize_many
+from hashrec.tokens import cache_dir, docs_key, tokenize_many
 
 FEATURE_GROUPS = ("base", "label", "post", "lexical", "scorers", "rep")
 SCORER_RANKS = 100  # a scorer's rank beyond its top 100 is reported as 100: only the head matters
@@ -67,7 +66,7 @@ class BoostConfig:
     n_candidates: int = 50  # candidates re-ranked per post; their recall is the ceiling
     from_scorers: int = 0  # each scorer's top this-many join the pool (replacing the base's last); 0 = base only
     features: tuple[str, ...] = FEATURE_GROUPS
-    rep_dims: int = 16  # PCA components kept of h and of the output-layer hashtag vectors
+    rep_dims: int = 16  # PCA components kept of the combined layer and of the output-layer hashtag vectors
     objective: Literal["lambdarank", "binary"] = "lambdarank"  # re-ranker vs plain classifier (PAPER §5)
     boosting: Literal["gbdt", "dart"] = "gbdt"  # dart: the talk's report; no early stopping there
     n_estimators: int = 500  # upper bound; gbdt stops early on the held-out dev part
@@ -99,14 +98,6 @@ class BoostConfig:
 
 
 # ---------------------------------------------------------------------------- feature helpers
-
-
-def docs_key(prefix: str, docs: Docs) -> str:
-    """A content key of tokenised posts (and whatever `prefix` names), for the caches below."""
-    h = hashlib.sha256(prefix.encode())
-    for d in docs:
-        h.update("\x1f".join(d).encode("utf-8", "surrogatepass") + b"\0")
-    return h.hexdigest()[:32]
 
 
 def model_top(model: Recommender, checksum: str, docs: Docs, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,17 +170,17 @@ class PCA:
 
 @dataclass
 class Raw:
-    """Per-post material for the features: candidate ids (n, N), per-group blocks (n, N, f), h (n, hidden)."""
+    """Per-post material for the features: candidate ids (n, N), per-group blocks (n, N, f), the base's combined layer (n, hidden)."""
 
     cand: np.ndarray
     blocks: dict[str, np.ndarray]
-    h: np.ndarray | None
+    hidden: np.ndarray | None
 
     @classmethod
     def concat(cls, parts: list["Raw"]) -> "Raw":
         return cls(np.concatenate([p.cand for p in parts]),
                    {g: np.concatenate([p.blocks[g] for p in parts]) for g in parts[0].blocks},
-                   None if parts[0].h is None else np.concatenate([p.h for p in parts]))
+                   None if parts[0].hidden is None else np.concatenate([p.hidden for p in parts]))
 
 
 MEMO = 4  # Raw entries kept per process: dev and test of two benchmarks
@@ -274,7 +265,7 @@ class Boost(Recommender):
         n_stop = max(1, int(round(cfg.stop_fraction * len(order))))
         parts = {"stop": order[:n_stop], "fit": order[n_stop:]}
         if "rep" in cfg.features:
-            self.post_pca_ = PCA.fit(raw.h[parts["fit"]], cfg.rep_dims)
+            self.post_pca_ = PCA.fit(raw.hidden[parts["fit"]], cfg.rep_dims)
         data, recall = {}, {}
         for part, idx in parts.items():
             X, cand = self._assemble(raw, idx), raw.cand[idx]
@@ -325,7 +316,7 @@ class Boost(Recommender):
         names = {"base": ["base_score", "base_rank", "base_gap", "base_top"], "label": ["log_freq", "tag_chars"],
                  "post": ["post_len", "cjk"], "lexical": ["char_overlap", "word_cover"],
                  "scorers": [f"{s}_{f}" for s in self.scorer_names_ for f in ("score", "rank", "gap")],
-                 "rep": ["logit", "cosine"] + [f"h_pc{i}" for i in range(len(self.post_pca_.components))]
+                 "rep": ["logit", "cosine"] + [f"h_pc{i}" for i in range(len(self.post_pca_.components))]  # "h_pc": saved names
                  + [f"tag_pc{i}" for i in range(len(self.tag_pc_.components))] if "rep" in self.config.features else []}
         return [n for g in FEATURE_GROUPS if g in self.config.features for n in names[g]]
 
@@ -338,10 +329,10 @@ class Boost(Recommender):
             blocks.append(raw.blocks[g][rows])
             if g == "rep":
                 cand = raw.cand[rows]
-                h_pc = self.post_pca_(raw.h[rows]).astype(np.float32)
+                hidden_pc = self.post_pca_(raw.hidden[rows]).astype(np.float32)
                 tag_pc = self.tag_pc_(self._out_weight()).astype(np.float32)
                 inside = (cand < len(tag_pc))[:, :, None]
-                blocks += [np.broadcast_to(h_pc[:, None, :], (*cand.shape, h_pc.shape[1])),
+                blocks += [np.broadcast_to(hidden_pc[:, None, :], (*cand.shape, hidden_pc.shape[1])),
                            np.where(inside, tag_pc[np.where(inside[:, :, 0], cand, 0)], np.nan)]
         return np.concatenate(blocks, axis=2)
 
@@ -357,7 +348,7 @@ class Boost(Recommender):
         if key not in _MEMO:
             while len(_MEMO) >= MEMO:
                 _MEMO.pop(next(iter(_MEMO)))
-            # a neural base is run per chunk (h comes from the same pass); any other base's list is cached
+            # a neural base is run per chunk (the combined layer comes from the same pass); any other base's list is cached
             m = max(SCORER_RANKS, cfg.n_candidates)
             tops = [None if self._neural() else model_top(self.base_, self.checksums_[0], docs, m)]
             tops += [model_top(s, c, docs, SCORER_RANKS) for s, c in zip(self.scorers_, self.checksums_[1:])]
@@ -367,7 +358,7 @@ class Boost(Recommender):
         return _MEMO[key]
 
     def _neural(self) -> bool:
-        """Whether the base exposes the network's layers (acnn, cnn, attention): h and W_out."""
+        """Whether the base exposes the network's layers (acnn, cnn, attention): the combined layer and W_out."""
         return hasattr(getattr(self.base_, "net_", None), "features")
 
     def _pool(self, cand: np.ndarray, tops: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -389,9 +380,9 @@ class Boost(Recommender):
     def _raw_chunk(self, docs: Docs, tops: list[tuple[np.ndarray, np.ndarray] | None]) -> Raw:
         """Raw of a CHUNK of posts; `tops` are the top lists of the same posts: the base's (None for a
         neural base: computed here), then each scorer's."""
-        h = None
+        hidden = None
         if tops[0] is None:
-            scores, h = self.base_.represent(docs)  # one forward pass gives both
+            scores, hidden = self.base_.represent(docs)  # one forward pass gives both
             # only the softmax's columns: the rest are zeros, and a float64 copy of all of them
             # (tweeteval: 49,792 labels, 10,509 in the softmax) would be 5x the memory for nothing
             scores = scores[:, :self.base_.net_.out.out_features].astype(np.float64)
@@ -415,16 +406,16 @@ class Boost(Recommender):
             "scorers": np.concatenate([np.zeros((n, N, 0), np.float32)] + [
                 top_features(ids, vals, cols[cand]) for (ids, vals), cols in zip(tops, self.scorer_cols_)], axis=2),
         }
-        if h is not None:
+        if hidden is not None:
             W, b = self._out_weight(), self.base_.net_.out.bias.detach().float().cpu().numpy()
             # acnn's output layer covers only its min_label_count labels: others' rep features are missing
             inside = cand < len(W)
             safe = np.where(inside, cand, 0)
             w_c = W[safe]  # (n, N, hidden)
-            dot = np.einsum("nh,nkh->nk", h, w_c)
-            cosine = dot / (np.linalg.norm(h, axis=1)[:, None] * np.linalg.norm(w_c, axis=2) + 1e-9)
+            dot = np.einsum("nh,nkh->nk", hidden, w_c)
+            cosine = dot / (np.linalg.norm(hidden, axis=1)[:, None] * np.linalg.norm(w_c, axis=2) + 1e-9)
             blocks["rep"] = np.where(inside[:, :, None], np.stack([dot + b[safe], cosine], axis=2), np.nan)
-        return Raw(cand, {g: np.ascontiguousarray(v, dtype=np.float32) for g, v in blocks.items()}, h)
+        return Raw(cand, {g: np.ascontiguousarray(v, dtype=np.float32) for g, v in blocks.items()}, hidden)
 
     # ------------------------------------------------------------------ inference
 

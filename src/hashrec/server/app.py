@@ -1,0 +1,103 @@
+"""The FastAPI application of the HTTP service: `create_app` and its routes."""
+# No `from __future__ import annotations`: FastAPI must see the per-app request classes, not their names.
+import gc
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from hashrec import __version__, api
+from hashrec.config import check
+from hashrec.errors import HashrecError
+from hashrec.models.base import Recommender
+from hashrec.server.batching import Batcher
+from hashrec.server.fastpath import Served
+from hashrec.server.schemas import (ERRORS, BatchRecommendation, Health, Limits, ModelInfo, Recommendation,
+                                    internal_error, request_models)
+
+STATIC = Path(__file__).parent.with_name("static")
+log = logging.getLogger("hashrec.server")
+
+
+def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
+               max_k: int = 100, max_body_bytes: int | None = None, torch_threads: int | None = None,
+               gather_ms: float = 2.0) -> FastAPI:
+    """The FastAPI application serving `model` (a fitted Recommender or a saved model directory).
+
+    `max_body_bytes` defaults to the size of the largest valid batch however it is escaped
+    (12 bytes per character: an astral character as two JSON `\\uXXXX` escapes). `torch_threads`:
+    torch's threads for scoring (`hashrec serve`: 1); None leaves torch's setting alone. `gather_ms`:
+    how long a model call may wait for the clients of the last one (`Batcher`; 0: never).
+    """
+    check(gather_ms >= 0, f"gather_ms (--gather-ms) must be >= 0 (0: never wait), got {gather_ms}")
+    rec = api.load(model) if isinstance(model, (str, Path)) else model
+    limits = Limits(max_k=max_k, max_batch=max_batch, max_text_chars=max_text_chars,
+                    max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
+    RecommendRequest, BatchRequest = request_models(limits)
+    batcher = Batcher(rec, torch_threads, gather_ms / 1000)
+    batcher.call(["武汉加油 warm up"], k=1)  # loads the segmenter's dictionary now, not on the first request
+    # The model and its vocabulary are hundreds of thousands of long-lived objects: frozen,
+    # the collector stops walking them in every full collection (tens of ms each, the tail latency)
+    gc.collect()
+    gc.freeze()
+
+    app = Served(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes,
+                  description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
+
+    @app.exception_handler(HashrecError)
+    def _hashrec_error(request: Request, exc: HashrecError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(Exception)
+    def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort outside the batcher: JSON too, though Starlette then closes the connection.
+        return JSONResponse({"detail": internal_error(exc)}, status_code=500)
+
+    async def scored(texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
+        """The batcher's answer; a bug in the model is a 500 JSON answer, logged.
+
+        Raised as an HTTPException rather than left to Starlette's last-resort handler, which
+        answers 500 too but then drops the client's keep-alive connection.
+        """
+        try:
+            return await batcher.recommend(texts, k, explain)
+        except HashrecError:
+            raise
+        except Exception as exc:
+            log.exception("scoring failed")
+            raise HTTPException(500, internal_error(exc)) from exc
+
+    @app.post("/recommend", response_model=Recommendation, response_model_exclude_none=True,
+              responses=ERRORS, summary="Hashtags for one post")
+    async def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
+        return (await scored([req.text], req.k, req.explain))[0]
+
+    async def fast(req: Any) -> dict[str, Any]:  # unwrapped: a failure goes on to the route, which logs it once
+        return (await batcher.recommend([req.text], req.k, req.explain))[0]
+
+    app.fast_recommend = dict(request_model=RecommendRequest, answer=fast, max_body_bytes=limits.max_body_bytes)
+
+    @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_none=True,
+              responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")
+    async def recommend_batch(req: BatchRequest) -> Any:  # type: ignore[valid-type]
+        return {"results": await scored(req.texts, req.k)}
+
+    @app.get("/model", response_model=ModelInfo, summary="What is being served")
+    def model_info() -> ModelInfo:
+        return ModelInfo(name=rec.name, labels=len(rec.labels_), supports_explain=rec.supports_explain,
+                         trained_on=rec.trained_on_, metrics=rec.metrics_, config=rec.get_params(),
+                         limits=limits, hashrec_version=__version__)
+
+    @app.get("/health", response_model=Health)
+    def health() -> Health:
+        return Health(status="ok")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
