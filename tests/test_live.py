@@ -87,7 +87,7 @@ def test_without_a_token_there_is_no_ingest(model_dir, tmp_path, monkeypatch):
 
 
 def test_window_days_forgets_old_posts(model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("hashrec.live.FORGET_EVERY_S", 0.0)
+    monkeypatch.setattr("hashrec.server.live.FORGET_EVERY_S", 0.0)
     app = create_app(model_dir, state=tmp_path / "s", ingest_token=TOKEN, window_days=2)
     with running(app) as base, httpx.Client(base_url=base, timeout=30) as c:
         c.post("/posts", json={"posts": _batch(3, "旧", time_=0.0)}, headers=AUTH)

@@ -13,8 +13,7 @@
 - Forgetting (`window_days`): posts older than the window (by their time, else their arrival)
   are deleted from the log, and the model forgets them where it can (`forget_before`).
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI and pydantic must see the routes' and models' types.
 import asyncio
 import contextlib
 import hmac
@@ -24,15 +23,17 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Annotated, Any, Awaitable, Callable
+from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from fastapi import HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 from hashrec.data import Post, parse_time
 from hashrec.errors import ConfigError, HashrecError
 from hashrec.models.base import Recommender
-from hashrec.postlog import PostLog, learn_rows, log_position
+from hashrec.postlog import PostLog, learn_rows, log_position, parse_duration, rising
 
 log = logging.getLogger("hashrec.live")
 TOKEN_ENV = "HASHREC_INGEST_TOKEN"
@@ -75,13 +76,13 @@ def _time(value: Any) -> float | None:
 
 def post_models(max_text_chars: int, max_posts: int) -> type[BaseModel]:
     """The `POST /posts` body, with this server's limits in its schema."""
-    text = Annotated[str, Field(min_length=1, max_length=max_text_chars), AfterValidator(_non_blank)]
-    tag = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_non_blank)]
+    Text = Annotated[str, Field(min_length=1, max_length=max_text_chars), AfterValidator(_non_blank)]
+    Tag = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_non_blank)]
 
     class PostIn(BaseModel):
         model_config = ConfigDict(strict=True, extra="forbid")
-        text: text  # type: ignore[valid-type]
-        hashtags: list[tag] = Field(..., min_length=1, description="a post teaches only through its "  # type: ignore[valid-type]
+        text: Text  # type: ignore[valid-type]
+        hashtags: list[Tag] = Field(..., min_length=1, description="a post teaches only through its "  # type: ignore[valid-type]
                                     "hashtags: at least one")
         time: Annotated[float | None, BeforeValidator(_time)] = Field(
             None, description="when it was posted: epoch seconds or ISO 8601 (no zone: UTC); absent: arrival")
@@ -114,7 +115,7 @@ class Live:
         self.model, self.log, self.on_model = model, postlog, on_model
         self.window_s = None if window_days is None else window_days * DAY_S
         self.poll_s = poll_s
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # loop-free since Python 3.10: made here, awaited in the server's loop
         self._forgot_at = 0.0
 
     @property
@@ -145,6 +146,18 @@ class Live:
                 log.exception("learning from the post log failed; trying again")
                 await asyncio.sleep(1.0)
 
+    @contextlib.asynccontextmanager
+    async def learning(self, app: Any) -> AsyncIterator[None]:
+        """The app's lifespan: the tail runs while the server serves."""
+        task = asyncio.get_running_loop().create_task(self.tail())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.log.close()
+
     async def forget(self) -> None:
         """Delete logged posts older than the window, and make the model forget them where it can."""
         self._forgot_at = time.monotonic()
@@ -173,8 +186,6 @@ def index_size(model: Recommender) -> int:
 
 def check_bearer(header: str | None, token: str) -> None:
     """401 without a bearer token, 403 with a wrong one (compared in constant time)."""
-    from fastapi import HTTPException
-
     scheme, _, given = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         raise HTTPException(401, "send the ingest token as 'Authorization: Bearer <token>'",
@@ -202,12 +213,6 @@ class Trending(BaseModel):
 
 def add_routes(app: Any, live: Live, token: str | None, max_text_chars: int, max_posts: int) -> None:
     """`POST /posts` (only with an ingest token) and `GET /trending` on `app`, served by this worker's `live`."""
-    from fastapi import Query, Request
-    from fastapi.exceptions import RequestValidationError
-    from pydantic import ValidationError
-
-    from hashrec.postlog import parse_duration, rising
-
     PostsRequest = post_models(max_text_chars, max_posts)
     if token is not None:
         @app.post("/posts", response_model=Accepted, status_code=201,
