@@ -117,7 +117,7 @@ def test_trending_hashtags_and_the_index_size_show_beside_the_compose_box(browse
     log = PostLog(tmp_path / "state")
     log.append([Post(f"第{i}条新闻", ("新冠疫苗",), 1584489600.0) for i in range(3)], arrival=0.0)
     log.close()
-    with running(create_app(api.train(MODEL, small_split), state=tmp_path / "state")) as base:
+    with running(create_app(api.train("popularity", small_split), state=tmp_path / "state")) as base:
         page = _open(browser, base)
         page.locator("#trends li").first.wait_for()
         assert page.locator("#trends li").first.get_attribute("data-hashtag") == "新冠疫苗"
