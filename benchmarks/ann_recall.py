@@ -13,7 +13,6 @@ cost of a query at each size, exact and approximate, one query at a time, as the
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
@@ -57,7 +56,7 @@ def run_recall(args: argparse.Namespace) -> None:
     print(f"index {len(index_docs)} dev posts, {len(words.vocab)} words; {len(queries)} queries; k={args.k}")
     for dim in args.dims:
         for oversample in args.oversample:
-            cfg = ANNConfig(dim=dim, oversample=oversample)
+            cfg = ANNConfig(dim=dim, oversample=oversample, dtype=args.dtype)
             ann = SparseANN(cfg)
             start = time.perf_counter()
             ann.add(words.train)
@@ -72,7 +71,7 @@ def run_scale(args: argparse.Namespace) -> None:
     posts = [p for p in read_weibo_covid19(args.scale, chronological=True) if p.hashtags][:max(args.sizes)]
     docs = tokenize_many([p.text for p in posts], progress=True)
     queries = docs[-args.queries:]
-    cfg = dataclasses.replace(ANNConfig(), dim=args.dims[0], oversample=args.oversample[0])
+    cfg = ANNConfig(dim=args.dims[0], oversample=args.oversample[0], dtype=args.dtype)
     print(f"{len(docs)} posts in time order; queries: the last {len(queries)}; {cfg}")
     for size in args.sizes:
         words = Words.fit(docs[:size])
@@ -93,6 +92,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--dims", type=lambda s: [int(x) for x in s.split(",")], default=[256])
     ap.add_argument("--oversample", type=lambda s: [int(x) for x in s.split(",")], default=[5])
+    ap.add_argument("--dtype", default="f32", choices=["f32", "f16"], help="how the graph stores the sketches")
     args = ap.parse_args()
     if args.dev:
         run_recall(args)

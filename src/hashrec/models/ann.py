@@ -36,7 +36,7 @@ MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: a fixed, well-spread h
 class ANNConfig:
     """dim: sketch dimensions. hashes: buckets per word. oversample: candidates per neighbour
     wanted, re-ranked exactly. connectivity, expansion_add, expansion_search: HNSW's M,
-    efConstruction and ef (usearch)."""
+    efConstruction and ef (usearch). dtype: how the graph stores sketches (f32, or f16: half the memory)."""
 
     dim: int = 256
     hashes: int = 2
@@ -44,6 +44,7 @@ class ANNConfig:
     connectivity: int = 16
     expansion_add: int = 64
     expansion_search: int = 128
+    dtype: str = "f32"
 
 
 def sketch(rows: sp.csr_matrix, dim: int, hashes: int) -> np.ndarray:
@@ -109,7 +110,7 @@ class SparseANN:
 
     def __init__(self, config: ANNConfig = ANNConfig()) -> None:
         self.config = config
-        self.index = Index(ndim=config.dim, metric="cos", dtype="f32", connectivity=config.connectivity,
+        self.index = Index(ndim=config.dim, metric="cos", dtype=config.dtype, connectivity=config.connectivity,
                            expansion_add=config.expansion_add, expansion_search=config.expansion_search)
         self.rows = RowStore()
 
