@@ -56,14 +56,15 @@ def run_recall(args: argparse.Namespace) -> None:
     print(f"index {len(index_docs)} dev posts, {len(words.vocab)} words; {len(queries)} queries; k={args.k}")
     for dim in args.dims:
         for oversample in args.oversample:
-            cfg = ANNConfig(dim=dim, oversample=oversample, dtype=args.dtype)
+            cfg = ANNConfig(dim=dim, oversample=oversample, dtype=args.dtype, postings=args.postings,
+                            rare_words=args.rare_words)
             ann = SparseANN(cfg)
             start = time.perf_counter()
             ann.add(words.train)
             build = time.perf_counter() - start
             r = recall(words, ann, queries, args.k)
             ms = per_query_ms(lambda d: ann.search(tfidf(count_matrix(d, words.vocab), words.idf), args.k), queries)
-            print(f"dim {dim:4d} oversample {oversample:2d}: recall@{args.k} {r:.4f}, "
+            print(f"dim {dim:4d} oversample {oversample:2d} postings {args.postings} x {args.rare_words}: recall@{args.k} {r:.4f}, "
                   f"{ms:.2f} ms/query, build {build:.1f} s, {ann.nbytes() / 2**20:.0f} MiB", flush=True)
 
 
@@ -71,7 +72,8 @@ def run_scale(args: argparse.Namespace) -> None:
     posts = [p for p in read_weibo_covid19(args.scale, chronological=True) if p.hashtags][:max(args.sizes)]
     docs = tokenize_many([p.text for p in posts], progress=True)
     queries = docs[-args.queries:]
-    cfg = ANNConfig(dim=args.dims[0], oversample=args.oversample[0], dtype=args.dtype)
+    cfg = ANNConfig(dim=args.dims[0], oversample=args.oversample[0], dtype=args.dtype, postings=args.postings,
+                    rare_words=args.rare_words)
     print(f"{len(docs)} posts in time order; queries: the last {len(queries)}; {cfg}")
     for size in args.sizes:
         words = Words.fit(docs[:size])
@@ -90,9 +92,11 @@ def main() -> None:
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100_000, 417_000])
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--dims", type=lambda s: [int(x) for x in s.split(",")], default=[256])
-    ap.add_argument("--oversample", type=lambda s: [int(x) for x in s.split(",")], default=[5])
+    ap.add_argument("--dims", type=lambda s: [int(x) for x in s.split(",")], default=[ANNConfig.dim])
+    ap.add_argument("--oversample", type=lambda s: [int(x) for x in s.split(",")], default=[ANNConfig.oversample])
     ap.add_argument("--dtype", default="f32", choices=["f32", "f16"], help="how the graph stores the sketches")
+    ap.add_argument("--postings", type=int, default=ANNConfig.postings, help="latest posts per word joined (0: none)")
+    ap.add_argument("--rare-words", type=int, default=ANNConfig.rare_words, help="the query's words whose postings join")
     args = ap.parse_args()
     if args.dev:
         run_recall(args)

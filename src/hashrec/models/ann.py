@@ -1,23 +1,25 @@
 """Approximate nearest neighbours over sparse unit vectors (TF-IDF rows), for a kNN whose memory grows online.
 
 Exact kNN search multiplies a query by every remembered post (`Words.cosines`): its cost grows
-with the index, and a stream's index grows without end. `SparseANN` keeps the cost nearly flat
-with an HNSW graph (usearch: maintained, adds and removes vectors online, wheels for
-CPython 3.11) over dense sketches of the sparse rows, then re-ranks the graph's candidates by
-their exact cosine:
+with the index, and a stream's index grows without end. `SparseANN` bounds the work per query
+with two candidate generators whose cost does not grow with the index, then re-ranks the
+candidates by their exact cosine:
 
-1. sketch: each sparse row x (unit TF-IDF over a vocabulary that only grows) becomes
-   z = P x in `dim` dimensions, P the signed feature hashing of the column ids (each word adds
-   +-x_w to `hashes` buckets picked by a fixed hash of its id, scaled by 1/sqrt(hashes)); a word
-   learned later gets its buckets from the same hash, so old sketches stay valid. E[z.z'] = x.x'.
-2. search: the `candidates` (= oversample x k) nearest sketches by cosine, from the HNSW graph;
-3. re-rank: the exact cosine of the query with each candidate's sparse row (kept in `RowStore`),
-   and the k best.
+1. an HNSW graph (usearch: maintained, adds and removes vectors online, wheels for CPython
+   3.11) over dense sketches of the sparse rows: each row x (unit TF-IDF over a vocabulary that
+   only grows) becomes z = P x in `dim` dimensions, P the signed feature hashing of the column
+   ids (each word adds +-x_w to `hashes` buckets picked by a fixed hash of its id, scaled by
+   1/sqrt(hashes)); a word learned later gets its buckets from the same hash, so old sketches
+   stay valid, and E[z.z'] = x.x'. The graph gives the `oversample` x k nearest sketches;
+2. postings: the latest `postings` posts of each of the query's `rare_words` highest-weighted
+   words. The sketch's cosine errs by about 1/sqrt(dim) (Johnson-Lindenstrauss), enough to
+   misorder neighbours whose cosines are close; the posts that share the query's rare words
+   are where its nearest TF-IDF neighbours are;
+3. re-rank: the exact cosine of the query with each candidate's sparse row (kept in
+   `RowStore`), and the k best.
 
-The sketch's cosine errs by about 1/sqrt(dim) (Johnson-Lindenstrauss), enough to misorder
-neighbours whose cosines are close; the exact re-rank of a wider candidate set recovers them.
 Recall@k against exact search, and the cost against the index size, are measured by
-benchmarks/ann_recall.py (docs/PERFORMANCE-serve.md, the live section).
+benchmarks/ann_recall.py (docs/PERFORMANCE-serve.md, the live server's section).
 
 Keys are insertion positions 0, 1, 2, ...: the kNN's row of the post (its `train_tags_` row).
 """
@@ -36,15 +38,19 @@ MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: a fixed, well-spread h
 class ANNConfig:
     """dim: sketch dimensions. hashes: buckets per word. oversample: candidates per neighbour
     wanted, re-ranked exactly. connectivity, expansion_add, expansion_search: HNSW's M,
-    efConstruction and ef (usearch). dtype: how the graph stores sketches (f32, or f16: half the memory)."""
+    efConstruction and ef (usearch). dtype: how the graph stores sketches (f32, or f16: half the memory).
+    rare_words, postings: the posts that share one of the query's `rare_words` highest-weighted
+    words, at most the `postings` latest per word, join the candidates (0: the graph's alone)."""
 
     dim: int = 256
     hashes: int = 2
-    oversample: int = 5
+    oversample: int = 10
     connectivity: int = 16
     expansion_add: int = 64
     expansion_search: int = 128
     dtype: str = "f32"
+    rare_words: int = 32
+    postings: int = 1024
 
 
 def sketch(rows: sp.csr_matrix, dim: int, hashes: int) -> np.ndarray:
@@ -113,6 +119,8 @@ class SparseANN:
         self.index = Index(ndim=config.dim, metric="cos", dtype=config.dtype, connectivity=config.connectivity,
                            expansion_add=config.expansion_add, expansion_search=config.expansion_search)
         self.rows = RowStore()
+        self.alive = np.zeros(0, dtype=bool)
+        self.postings: dict[int, list[int]] = {}  # word id -> the latest keys of the rows that have it
 
     def __len__(self) -> int:
         """Rows searchable now (added, not removed)."""
@@ -124,13 +132,28 @@ class SparseANN:
         self.rows.append(rows)
         vectors = sketch(rows, self.config.dim, self.config.hashes)
         live = np.linalg.norm(vectors, axis=1) > 0  # an empty row (no known word) is no one's neighbour
+        self.alive = np.concatenate([self.alive, live])
         if live.any():
             self.index.add(keys[live], vectors[live], threads=1)
+        if self.config.postings:
+            self._post(sp.csr_matrix(rows), int(keys[0]) if len(keys) else 0)
         return keys.astype(np.int64)
+
+    def _post(self, rows: sp.csr_matrix, first: int) -> None:
+        """Append each row's key to its words' postings, keeping the latest `postings` (trimmed in bulk)."""
+        cap = self.config.postings
+        row_of = np.repeat(np.arange(first, first + rows.shape[0]), np.diff(rows.indptr)).tolist()
+        for word, key in zip(rows.indices.tolist(), row_of):
+            keys = self.postings.setdefault(word, [])
+            keys.append(key)
+            if len(keys) > 2 * cap:
+                del keys[:-cap]
 
     def remove(self, keys: np.ndarray) -> None:
         """Forget rows: the graph stops returning them (their sparse rows stay until compaction)."""
-        present = [k for k in np.asarray(keys, dtype=np.uint64) if self.index.contains(k)]
+        keys = np.asarray(keys, dtype=np.int64)
+        self.alive[keys] = False
+        present = [k for k in keys.astype(np.uint64) if self.index.contains(k)]
         if present:
             self.index.remove(np.array(present, dtype=np.uint64))
 
@@ -149,6 +172,8 @@ class SparseANN:
         cand = np.asarray(found.keys, dtype=np.int64).reshape(len(asked), -1)
         valid = np.asarray(found.distances).reshape(len(asked), -1) < np.inf
         cand = np.where(valid & (cand >= 0) & (cand < len(self.rows)), cand, -1)
+        if self.config.postings:
+            cand = self._with_postings(queries[asked], cand)
         exact = self._cosines(queries[asked], cand)
         top = min(k, cand.shape[1])
         best = np.argsort(-exact, axis=1, kind="stable")[:, :top]
@@ -156,6 +181,20 @@ class SparseANN:
                                      np.take_along_axis(cand, best, 1), -1)
         sims[asked, :top] = np.take_along_axis(exact, best, 1)
         return keys, sims
+
+    def _with_postings(self, queries: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:
+        """Each row of `cand` joined by the live posts that share one of its query's rarest words, -1 padded."""
+        cap, rows = self.config.postings, []
+        for i in range(queries.shape[0]):
+            a, b = queries.indptr[i], queries.indptr[i + 1]
+            words = queries.indices[a:b][np.argsort(-queries.data[a:b], kind="stable")[:self.config.rare_words]]
+            extra = [k for w in words.tolist() for k in self.postings.get(w, [])[-cap:]]
+            joined = np.unique(np.concatenate([cand[i][cand[i] >= 0], np.array(extra, dtype=np.int64)]))
+            rows.append(joined[self.alive[joined]])
+        out = np.full((len(rows), max(len(r) for r in rows)), -1, dtype=np.int64)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = r
+        return out
 
     def _cosines(self, queries: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:
         """(n, C) exact cosines of each query with its candidates' rows; -inf for a missing candidate (-1)."""
@@ -168,5 +207,5 @@ class SparseANN:
         return np.where(cand >= 0, dots, -np.inf)
 
     def nbytes(self) -> int:
-        """Memory of the sparse rows and the graph (usearch's own count)."""
-        return self.rows.nbytes() + int(self.index.memory_usage)
+        """Memory of the sparse rows, the graph (usearch's own count) and the postings (8 bytes a key, about)."""
+        return self.rows.nbytes() + int(self.index.memory_usage) + 8 * sum(map(len, self.postings.values()))
