@@ -4,7 +4,7 @@
 that reads the body and sends the answer itself. This measures what FastAPI's middleware stack
 (error pages, exception telemetry, the two body-size guards of `max_body_size`) adds to every such
 request when the handler sits inside the stack, against the handler wrapping the stack (how
-`hashrec.server.fastpath` places it since the fifth session). A handler that does nothing else is called
+`hashrec.server.fastpath` places it). A handler that does nothing else is called
 in-process, no network and no model, alternating the two placements; CPU microseconds per request.
 
     .venv/bin/python benchmarks/asgi_layers.py --requests 20000 --rounds 5

@@ -21,11 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from hashrec.data import load_split
+from hashrec.metrics import evaluate_ranked
 from hashrec.models import create
 from hashrec.models.base import Recommender
-from hashrec.metrics import evaluate_ranked
-from hashrec.models.boost import (FEATURE_GROUPS, SCORER_RANKS, format_importance, importance, model_top, plot_importance,
-                             model_sha256)
+from hashrec.models.boost import (
+    FEATURE_GROUPS,
+    SCORER_RANKS,
+    format_importance,
+    importance,
+    model_sha256,
+    model_top,
+    plot_importance,
+)
 from hashrec.tokens import tokenize_many
 
 RESULTS = Path("runs/boost/results.jsonl")
@@ -115,7 +122,7 @@ def report(results: Path) -> str:
     keys = sorted(dict.fromkeys((r["bench"], r["method"]) for r in rows), key=lambda bm: bm[0])
     for bench, method in keys:
         rs = [r for r in rows if (r["bench"], r["method"]) == (bench, method)]
-        def ms(i: int, key: str = "f1") -> str:
+        def ms(i: int, key: str = "f1", rs: list[dict] = rs) -> str:
             v = np.array([r[key][i] for r in rs])
             return f"{v.mean():.4f} ± {v.std():.4f}" if len(v) > 1 else f"{v[0]:.4f}"
         recall = rs[0].get("trained_on", {}).get("candidate_recall", {}).get("stop")
@@ -137,7 +144,8 @@ def main() -> None:
     p.add_argument("--params", default="{}", help="JSON of extra boost params for every run")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dev-share", type=float, default=1.0,
-                   help="train the booster on this random share of the dev posts (a learning curve; give each share its --bench)")
+                   help="train the booster on this random share of the dev posts "
+                   "(a learning curve; give each share its --bench)")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--out", type=Path, default=Path("runs/boost/models"), help="where seed-0 boost models are saved")
     p.add_argument("--report", action="store_true", help="print the Markdown table of --results and exit")

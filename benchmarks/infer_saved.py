@@ -15,7 +15,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from hashrec.bench import FULL, WEIBO, Rate, bench_serve, format_rows
+from hashrec.bench import FULL, Rate, bench_serve, format_rows
 from hashrec.data import load_split
 
 
@@ -23,7 +23,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="saved acnn, cnn or attention directory")
     p.add_argument("--fasttext", type=Path, required=True, help="saved fasttext directory")
-    p.add_argument("--data", type=Path, default=WEIBO)
+    p.add_argument("--data", type=Path, default=Path("data/sample/weibo"),
+                   help="split directory (default: the bundled sample)")
     p.add_argument("--n", type=int, default=10_000, help="test posts")
     p.add_argument("--seconds", type=float, default=20.0, help="cap on each measurement")
     p.add_argument("--threads", type=int, default=2)

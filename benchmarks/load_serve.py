@@ -170,7 +170,7 @@ def main() -> None:
                    help="this client's nice value. It shares the cores with the server; at a higher priority "
                    "it reads each answer when it arrives, as a client on another machine would, instead of "
                    "waiting for a server worker's time slice to end (a delay that is the client's, not the "
-                   "server's: docs/PERFORMANCE-serve.md, ninth session). 0 keeps the server's priority")
+                   "server's: docs/PERFORMANCE-serve.md, the client priority). 0 keeps the server's priority")
     p.add_argument("--json", action="store_true", help="one JSON object per round")
     p.add_argument("--port", type=int, help="load a server already running on 127.0.0.1:PORT instead")
     p.add_argument("--pid", type=int, help="with --port: the server's process id, for its CPU time")

@@ -1,6 +1,6 @@
 """ACNN training speed at each torch thread count, one after the other in the same run.
 
-    .venv/bin/python benchmarks/train_threads.py --data /work/shared/benchmarks/weibo --n-train 20000 --threads 1 2
+    .venv/bin/python benchmarks/train_threads.py --data ../shared/benchmarks/weibo --n-train 20000 --threads 1 2
 
 Each count fits the model for one epoch on the first N training posts in a fresh process
 (`hashrec.bench.bench_train`) and prints epoch time, posts/s and peak RSS, in wall and CPU seconds,
@@ -12,13 +12,14 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from hashrec.bench import WEIBO, bench_train, format_rows
+from hashrec.bench import bench_train, format_rows
 from hashrec.config import parse_overrides
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=WEIBO)
+    p.add_argument("--data", type=Path, default=Path("data/sample/weibo"),
+                   help="split directory (default: the bundled sample)")
     p.add_argument("--model", default="acnn")
     p.add_argument("--n-train", type=int, default=20_000)
     p.add_argument("--n-dev", type=int, default=1000)

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 
 from hashrec import api
 from hashrec.errors import ConfigError
-from hashrec.models import create
-from hashrec.models import acnn_fast
+from hashrec.models import acnn_fast, create
 from hashrec.models.acnn import CHECKPOINT
 from hashrec.models.acnn_fast import pack, top_k_rows
 from hashrec.models.acnn_net import ACNNConfig, ACNNNet, LocalAttention, WindowLinear, pad
@@ -135,8 +134,10 @@ def test_a_vocabulary_too_large_for_tables_keeps_the_products(monkeypatch):
 
 @pytest.mark.parametrize("channels,attention,windows,tables", [
     (("global", "local"), "soft", (1, 2, 3), True), (("global", "local"), "hard", (1, 2, 3), True),
-    (("global",), "soft", (2, 4), True), (("local",), "soft", (1,), True), (("global", "local"), "soft", (1, 2, 3), False)])
-def test_a_packed_batch_gives_the_padded_batchs_h_and_trigger_weights(channels, attention, windows, tables, monkeypatch):
+    (("global",), "soft", (2, 4), True), (("local",), "soft", (1,), True),
+    (("global", "local"), "soft", (1, 2, 3), False)])
+def test_a_packed_batch_gives_the_padded_batchs_h_and_trigger_weights(
+        channels, attention, windows, tables, monkeypatch):
     torch.manual_seed(1)
     cfg = ACNNConfig(channels=channels, attention=attention, windows=windows, dim=8, n_maps=4, local_dim=6, hidden=5)
     net = ACNNNet(n_words=30, n_labels=7, cfg=cfg).eval()
@@ -257,7 +258,8 @@ def test_recommend_explain_end_to_end(trained, tmp_path):
     trained["acnn"].save(tmp_path / "m")
     (item,) = api.recommend(tmp_path / "m", TEXTS[0], k=3, explain=True)
     assert len(item["hashtags"]) == 3 and item["triggers"] and set(item["triggers"][0]) == {"word", "weight"}
-    cli = [sys.executable, "-m", "hashrec", "recommend", "--model", str(tmp_path / "m"), TEXTS[0], "-k", "2", "--explain"]
+    cli = [sys.executable, "-m", "hashrec", "recommend", "--model", str(tmp_path / "m"), TEXTS[0], "-k", "2",
+           "--explain"]
     text = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
     assert text.count("#") == 2 and "triggers: " in text
     line = subprocess.run(cli + ["--json"], capture_output=True, text=True, check=True).stdout

@@ -45,7 +45,7 @@ def test_recommend_odd_text_answers(model_dir, capsys, name):
 
 def test_recommend_input_with_invalid_bytes_names_the_line(model_dir, tmp_path, capsys):
     path = tmp_path / "posts.txt"
-    path.write_bytes("武汉加油\n".encode() + b"\xff\xfe bad\n" + "ok\n".encode())
+    path.write_bytes("武汉加油\n".encode() + b"\xff\xfe bad\n" + b"ok\n")
     code, out, err = _run(["recommend", "--model", model_dir, "--input", path, "--json"], capsys)
     assert code == 1 and "line 2: not valid UTF-8" in err
     assert json.loads(out.splitlines()[0])["text"] == "武汉加油"  # answered before the bad line: nothing lost

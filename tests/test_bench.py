@@ -9,9 +9,9 @@ import math
 
 import pytest
 import torch
+from conftest import SAMPLE
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import SAMPLE
 from hashrec.bench import acnn_flops, bench
 from hashrec.models.acnn_net import ACNNConfig, ACNNNet
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TINY_ACNN
 
 from hashrec.errors import ConfigError, NotFittedError
 from hashrec.models import MODELS, STACKED, create
 from hashrec.models.base import Recommender
-
-from conftest import TINY_ACNN
 
 FAST: dict[str, dict] = {"acnn": TINY_ACNN, "cnn": TINY_ACNN, "attention": TINY_ACNN}
 FAST.update({"lda": dict(topics=20, sweeps=20), "fasttext": dict(epoch=10, threads=1, bucket=50_000)})

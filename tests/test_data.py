@@ -5,12 +5,11 @@ import gzip
 import json
 
 import pytest
+from conftest import SHARED
 
 from hashrec.cli import main
 from hashrec.data import Post, extract, extract_twitter, extract_weibo, load_split, prepare, read_user_file
 from hashrec.errors import DataError
-
-from conftest import SHARED
 
 
 def test_weibo_extraction_strips_tags_and_leftovers():
@@ -88,7 +87,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path, content, message):
 
 def test_invalid_utf8_names_the_line(tmp_path):
     path = tmp_path / "gbk.jsonl"
-    path.write_bytes('{"text": "ok #a"}\n'.encode() + '{"text": "武汉 #b"}\n'.encode("gb18030"))
+    path.write_bytes(b'{"text": "ok #a"}\n' + '{"text": "武汉 #b"}\n'.encode("gb18030"))
     with pytest.raises(DataError, match="line 2: not valid UTF-8"):
         list(read_user_file(path))
 

@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 
+from conftest import SAMPLE
+
 from hashrec.data import load_split
 from hashrec.models import create
 from hashrec.models.base import Recommender
-
-from conftest import SAMPLE
 
 # w2v_std=0: word2vec at gensim's scale. With the default (vectors scaled down to std 0.144) the
 # 2-process run, which takes half the optimizer steps, lagged after 3 epochs on this sample: dev

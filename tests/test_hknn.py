@@ -13,6 +13,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import TINY_ACNN
 
 from hashrec import api
 from hashrec.data import load_split
@@ -20,8 +21,6 @@ from hashrec.errors import ConfigError, ModelFileError
 from hashrec.models import create
 from hashrec.models.base import Recommender
 from hashrec.tokens import tokenize_many
-
-from conftest import TINY_ACNN
 
 
 @pytest.fixture(scope="module")

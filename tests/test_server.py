@@ -21,16 +21,16 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from pydantic import BaseModel, ConfigDict
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from hashrec import api
 from hashrec.cli import main
-from hashrec.models import MODELS, create
 from hashrec.errors import HashrecError
+from hashrec.models import MODELS, create
 from hashrec.server import Batcher, FastRecommend, create_app, running, serve
 from hashrec.tokens import tokenize
 

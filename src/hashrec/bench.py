@@ -43,9 +43,6 @@ from hashrec.errors import HashrecError
 from hashrec.store import atomic_open, write_json
 from hashrec.tokens import tokenize_many, tokenize_parallel
 
-ROOT = Path(__file__).resolve().parents[2]
-WEIBO = ROOT.parent / "shared" / "benchmarks" / "weibo"
-TWEETEVAL = ROOT.parent / "shared" / "benchmarks" / "tweeteval"
 K = 5  # hashtags per post in every inference measurement (the CLI's default)
 
 
@@ -497,7 +494,7 @@ def _flop_rows(name: str, out: dict, train: Rate, threads: int) -> list[Row]:
 # ---------------------------------------------------------------------------- entry points
 
 
-def bench(data: str | Path = WEIBO, en_data: str | Path = TWEETEVAL, *, quick: bool = False,
+def bench(data: str | Path, en_data: str | Path, *, quick: bool = False,
           model: str = "acnn", params: dict[str, Any] | None = None, threads: int = 2,
           train_budget: float | None = None, out: str | Path | None = None) -> list[Row]:
     """Run every measurement once and return the rows; with `out`, also write bench.json and bench.md there.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from hashrec import __version__, api
-from hashrec.bench import TWEETEVAL, WEIBO, bench, format_rows
+from hashrec.bench import bench, format_rows
 from hashrec.config import parse_overrides, read_preset
 from hashrec.data import format_stats, read_user_file, split_stats
 from hashrec.errors import HashrecError
@@ -253,8 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Measure tokenisation, training (time to fastText's dev F1@1), batch and "
                         "single-post inference against fastText's predict, peak memory and the achieved "
                         "fraction of matmul peak, in one run; see docs/PERFORMANCE.md.")
-    bn.add_argument("--data", type=Path, default=WEIBO, help="split directory (train and dev) for the model")
-    bn.add_argument("--en-data", type=Path, default=TWEETEVAL, help="split directory for the English tokenizer")
+    bn.add_argument("--data", type=Path, required=True,
+                    help="split directory (train and dev) for the model, e.g. data/sample/weibo")
+    bn.add_argument("--en-data", type=Path, required=True,
+                    help="split directory for the English tokenizer, e.g. data/sample/tweeteval")
     bn.add_argument("--model", default="acnn", choices=["acnn", "cnn", "attention"],
                     help="the ACNN or one of its ablations")
     bn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")

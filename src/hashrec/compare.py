@@ -24,7 +24,7 @@ from hashrec.metrics import Scores
 from hashrec.models import MODELS
 from hashrec.store import atomic_open, write_json
 
-# F1@1 on the paper's Weibo crawl (Gong & Zhang 2016, Table 1); PAPER.md §2 and §4.
+# F1@1 on the paper's Weibo crawl (Gong & Zhang 2016, Table 1); docs/paper.md §6.
 PAPER_F1 = {"nb": 0.203, "lda": 0.062, "ibm1": 0.220, "topicwa": 0.292, "ttm": 0.364,
             "cnn": 0.373, "attention": 0.369, "acnn": 0.398}
 KS = (1, 2, 3, 4, 5)

@@ -280,7 +280,7 @@ DATASETS: dict[str, Callable[[str | Path], Iterator[Post]]] = {
     "tweeteval": read_tweeteval,
     "weibo-hashtaggen": read_weibo_hashtaggen,
 }
-# weibo-covid19's reference split has fixed 10k dev/test (PAPER.md §6); the others take n // 10 each.
+# weibo-covid19's reference split has fixed 10k dev/test (docs/paper.md §10); the others take n // 10 each.
 DEFAULT_HELDOUT = {"weibo-covid19": 10_000}
 
 

@@ -1,4 +1,4 @@
-"""The paper's evaluation, Eq. 11 of Gong & Zhang 2016 (PAPER.md §3). The only home of P@k R@k F1@k.
+"""The paper's evaluation, Eq. 11 of Gong & Zhang 2016 (docs/paper.md §8). The only home of P@k R@k F1@k.
 
 Micro-averaged over the whole test set, k recommendations for every post:
 P@k = N_r / N_s, R@k = N_r / N_m, F1@k = 2PR / (P + R), with N_r the correct recommendations,

@@ -35,8 +35,8 @@ CACHE_MIN = 5000  # smaller batches tokenize faster than a cache round trip
 def segment(text: str) -> list[str]:
     """jieba's segmentation (dictionary words, HMM for the others) of Chinese text, by jieba-rs.
 
-    jieba-rs (the `rjieba` binding) runs jieba's algorithm on jieba's dictionary 6x faster than
-    jieba's Python (0.045 vs 0.30 ms per Weibo post). Where it differs: it keeps a run of Latin
+    jieba-rs (the `rjieba` binding) runs jieba's algorithm on jieba's dictionary several times
+    faster than jieba's Python (docs/PERFORMANCE.md). Where it differs: it keeps a run of Latin
     letters and digits joined by punctuation ("COVID-19", "t.cn") as one word, which jieba splits
     at the punctuation; such words are split here as jieba does. Then the tokens agree with
     jieba 0.42.1 on 119,998 of the 120,000 Weibo benchmark posts (tests/test_tokens.py checks a

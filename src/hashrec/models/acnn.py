@@ -1,4 +1,4 @@
-"""The attention-based CNN recommender of Gong & Zhang (IJCAI 2016; PAPER.md §2): training and persistence.
+"""The attention-based CNN recommender of Gong & Zhang (IJCAI 2016; docs/paper.md §5): training and persistence.
 
 The network and its equations are in acnn_net.py, its CPU inference engine in acnn_fast.py. This
 module holds the `ACNN` recommender: word2vec initialisation (cached), the training loop with the
@@ -121,11 +121,10 @@ class ACNN(Recommender):
         with torch.no_grad():
             if cfg.embeddings == "word2vec":
                 # Kim 2014 drew random vectors with the pretrained ones' variance; hashrec scales
-                # wider pretrained ones down to the random init's instead: on Weibo (seed 0) dev
-                # F1@1 after epochs 1-3 is 0.150 / 0.176 / 0.180 scaled, 0.141 / 0.169 / 0.175 at
-                # gensim's scale (wide inputs saturate the tanh filters). Narrower vectors (a tiny
-                # corpus) are kept as they are: the gain was measured for scaling down only. Not in
-                # the paper.
+                # wider pretrained ones down to the random init's instead, because wide inputs
+                # saturate the tanh filters and the first epochs learn more slowly (docs/paper.md
+                # §11). Narrower vectors (a tiny corpus) are kept as they are: only scaling down
+                # was measured.
                 vectors = word2vec(docs, self.vocab_, cfg)
                 spread = float(vectors[2:].std()) if len(vectors) > 2 else 0.0
                 if 0 < cfg.w2v_std < spread:
@@ -135,7 +134,7 @@ class ACNN(Recommender):
                 nn.init.uniform_(self.net_.embed.weight, -0.25, 0.25)
                 self.net_.embed.weight[0] = 0
             # the softmax starts at the popularity floor: bias = log prior of each hashtag. With
-            # default init it takes hundreds of steps just to learn the prior (measured on the slice)
+            # default init it takes hundreds of steps just to learn the prior
             counts = np.bincount([j for ls in labels for j in ls], minlength=n_out) + 1.0
             self.net_.out.bias.copy_(torch.from_numpy(np.log(counts / counts.sum())))
         self.net_.embed.weight.requires_grad_(not cfg.static_embeddings)

@@ -7,7 +7,7 @@ switch that selects this engine:
 - window sums from per-word products (`window_sums`, `_WindowSums`): training and inference,
   without copying the windows;
 - window sums from tables of M_j . E_v over the vocabulary (`table`, `table_sums`, `tables`):
-  inference only, 2-4x faster than the products;
+  inference only, faster than the products;
 - `Packed` batches (`pack`): a batch's posts in one row without padding, and each channel's
   max / min / folding as scatter reductions over it (`packed_features`, `trigger_weights`);
 - `top_k_rows`: top-k of wide logit rows in two passes;
@@ -234,7 +234,7 @@ def top_k_rows(z: torch.Tensor, k: int, chunk: int = 64) -> tuple[torch.Tensor, 
 
     The k best of a row lie in the `chunk`-wide slices holding the k largest slice maxima, so
     one vectorised max per slice and a top-k over the k * chunk candidates replace torch's
-    top-k over the whole row (a quarter of inference over 8,257 hashtags; this is 2-3x faster).
+    top-k over the whole row, a large share of inference over thousands of hashtags.
     Equal values may come in another order than torch's.
     """
     b, n = z.shape
@@ -252,7 +252,7 @@ def top_k_rows(z: torch.Tensor, k: int, chunk: int = 64) -> tuple[torch.Tensor, 
 
 def column_major(net: ACNNNet) -> None:
     """Each dense layer's W stored transposed (column-major): the same values, but the CPU multiplies
-    4 to 24 posts' rows by the output layer's W^T 1.3-2.2x faster that way. Training works on either
-    layout. Idempotent."""
+    the few posts' rows of a server's call by the output layer's W^T faster that way. Training works
+    on either layout. Idempotent."""
     for layer in (net.combine, net.out, *([net.local.fold] if net.local else [])):
         layer.weight.data = layer.weight.data.t().contiguous().t()

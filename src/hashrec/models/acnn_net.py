@@ -1,4 +1,4 @@
-"""The attention-based CNN of Gong & Zhang (IJCAI 2016, Figure 1; PAPER.md §2), and its ablations.
+"""The attention-based CNN of Gong & Zhang (IJCAI 2016, Figure 1; docs/paper.md §2-§5), and its ablations.
 
 Two channels read the word embeddings w_1..w_n of a post:
 - `LocalAttention` scores every word with a window of h words, keeps the trigger words above a
@@ -11,8 +11,9 @@ Each block's `forward` is the plain math on padded batches; `ACNNNet.fast` switc
 inference engine of acnn_fast.py, which computes the same numbers faster.
 
 One class serves Table 1: `channels=("global", "local")` is CNN+Attention (`acnn`), `("global",)`
-the CNN and `("local",)` Attention alone. Where the paper is silent (PAPER.md §2 "Not given") the
-choice is made in `ACNNConfig` with a why-comment; docs/results/acnn.md holds the measurements.
+the CNN and `("local",)` Attention alone. Where the paper is silent (docs/paper.md §5) the
+choice is made in `ACNNConfig` with a why-comment; docs/paper.md §11 lists the departures and
+docs/results/acnn.md holds the measurements.
 
 References: Gong & Zhang 2016, "Hashtag Recommendation using Attention-based Convolutional
 Neural Network"; Kim 2014, "Convolutional Neural Networks for Sentence Classification".
@@ -34,21 +35,21 @@ from hashrec.models import acnn_fast as fast
 
 @dataclass(frozen=True)
 class ACNNConfig:
-    channels: tuple[str, ...] = ("global", "local")  # PAPER §2 CNN+Attention; ablations drop one
-    dim: int = 100  # PAPER §2 word2vec size
-    windows: tuple[int, ...] = (1, 2, 3)  # PAPER §2 global windows
-    n_maps: int = 100  # PAPER §2 feature maps per window
-    h: int = 5  # PAPER §2 attention window (odd: centred on the word)
-    delta: float = 0.8  # PAPER §2 threshold mix
+    channels: tuple[str, ...] = ("global", "local")  # docs/paper.md §4: CNN+Attention; ablations drop one
+    dim: int = 100  # docs/paper.md §2: word2vec size d
+    windows: tuple[int, ...] = (1, 2, 3)  # docs/paper.md §3: global windows l
+    n_maps: int = 100  # docs/paper.md §3: feature maps per window
+    h: int = 5  # docs/paper.md §2.1: attention window (odd: centred on the word)
+    delta: float = 0.8  # docs/paper.md §2.2: threshold mix
     attention: Literal["soft", "hard"] = "soft"  # hard = the paper's literal 0/1 mask (no gradient to M_a)
     local_dim: int = 100  # size of h_l; not given, = the word size so folding -> h_l is square
     hidden: int = 200  # size of h (combining filters); not given, = |h_g| / 1.5, see docs/results/acnn.md
     dropout: float = 0.5  # on [h_g; h_l] before combining (Kim 2014's place and rate); not in the paper
-    # PAPER §2 "pairs": one (post, hashtag) pair per hashtag; "soft" (uniform over the post's
-    # hashtags) measured better on dev (weibo-20k, 2 epochs: 0.067 vs 0.060), so it is the default
+    # docs/paper.md §5 "pairs": one (post, hashtag) pair per hashtag; "soft" (uniform over the post's
+    # hashtags) scores better on weibo and ties on tweeteval (docs/paper.md §11), so it is the default
     target: Literal["pairs", "soft"] = "soft"
-    embeddings: Literal["word2vec", "random"] = "word2vec"  # PAPER §2 pretrained on the train posts
-    static_embeddings: bool = False  # PAPER §2 Table 2: True keeps the word vectors frozen
+    embeddings: Literal["word2vec", "random"] = "word2vec"  # docs/paper.md §5: pretrained on the train posts
+    static_embeddings: bool = False  # docs/paper.md §6 Table 2: True keeps the word vectors frozen
     w2v_epochs: int = 5  # gensim's default
     # word2vec vectors wider than this std (the random init's, U(-0.25, 0.25)) are scaled down to
     # it; 0 keeps gensim's own scale (0.23 on Weibo, 0.16 on tweeteval). See _fit
@@ -56,8 +57,8 @@ class ACNNConfig:
     min_count: int = 5  # rarer words get <unk>; word2vec's own default. Weibo: 34k words, not 141k
     min_label_count: int = 2  # softmax over hashtags seen this often; rarer ones score 0 (see _fit)
     max_len: int = 100  # tokens kept per post (the head): all of 94% of Weibo posts, 86% of tokens
-    batch_size: int = 200  # PAPER §2
-    optimizer: Literal["adam", "adadelta"] = "adam"  # PAPER §2 AdaDelta; Adam measured better per epoch
+    batch_size: int = 200  # docs/paper.md §5
+    optimizer: Literal["adam", "adadelta"] = "adam"  # docs/paper.md §5 AdaDelta; Adam learns more per epoch (§11)
     lr: float = 5e-3  # Adam; 1e-3 learns too slowly for a few epochs, 1e-2 cnn fine/acnn diverged (docs)
     clip: float = 5.0  # max gradient norm per step, a guard against the divergence seen at lr 1e-2
     epochs: int = 10
@@ -108,7 +109,7 @@ class WindowLinear(nn.Linear):
 
 
 class LocalAttention(nn.Module):
-    """The local attention channel (paper §3.1): trigger words folded into h_l.
+    """The local attention channel (docs/paper.md §2): trigger words folded into h_l.
 
     s_i = tanh(M_a . w_{i-(h-1)/2 : i+(h-1)/2} + b)       one filter: a scalar per word
     eta = delta * min(s) + (1 - delta) * max(s)           over the post's real words only
@@ -120,8 +121,8 @@ class LocalAttention(nn.Module):
     word, and M_a learns through s_i and eta.
 
     Departure: the paper's folding is the plain sum; hashrec divides it by sum_i a_i (a weighted
-    mean of the trigger words) so that h_l does not grow with the post's length. With the sum,
-    acnn diverged at lr 1e-2 on Weibo (loss 8.10 then 8.27 while the CNN alone fell to 6.91). ">=" rather than the paper's ">" only matters when all scores tie
+    mean of the trigger words) so that h_l does not grow with the post's length (with the sum,
+    acnn diverged: docs/results/acnn.md). ">=" rather than the paper's ">" only matters when all scores tie
     (a one-word post): then eta = max(s) and every word is kept with weight 1 rather than none.
     """
 
@@ -156,7 +157,7 @@ class LocalAttention(nn.Module):
 
 
 class GlobalConv(nn.Module):
-    """The global channel (paper §3.2, Kim 2014): h_g = [tanh(max_t (M_l . w_{t:t+l-1}) + b)] per window l.
+    """The global channel (docs/paper.md §3, Kim 2014): h_g = [tanh(max_t (M_l . w_{t:t+l-1}) + b)] per window l.
 
     Each window size runs as a wide convolution (l - 1 zero pads each side) so that a post
     shorter than l still has windows; positions whose window lies wholly in the batch padding
@@ -256,7 +257,7 @@ class ACNNNet(nn.Module):
         return self.hidden(parts)
 
     def hidden(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """The combined layer, paper §3.3: tanh(M [h_g; h_l] + b), dropout on [h_g; h_l] in training."""
+        """The combined layer h, docs/paper.md §4: tanh(M [h_g; h_l] + b), dropout on [h_g; h_l] in training."""
         return torch.tanh(self.combine(self.drop(torch.cat(parts, 1))))
 
     def infer(self, rows: list[list[int]], device: torch.device | str = "cpu") -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The talk's own idea (PAPER.md §5): the trained network as a feature extractor, gradient-boosted trees on top.
+"""The talk's own idea (docs/paper.md §9): the trained network as a feature extractor, gradient-boosted trees on top.
 
 `Boost` takes a trained base recommender (acnn by intent; any registered model works), keeps its top
 `n_candidates` hashtags per post, describes every (post, candidate) pair with features, and lets
@@ -50,7 +50,7 @@ import numpy as np
 from hashrec.config import check
 from hashrec.data import CJK, Post
 from hashrec.errors import ConfigError, ModelFileError
-from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, check_posts, fingerprint,
+from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, Times, Users, check_posts, fingerprint,
                                  model_sha256, top_k)
 from hashrec.store import atomic_open
 from hashrec.tokens import cache_dir, docs_key, tokenize_many
@@ -67,8 +67,8 @@ class BoostConfig:
     from_scorers: int = 0  # each scorer's top this-many join the pool (replacing the base's last); 0 = base only
     features: tuple[str, ...] = FEATURE_GROUPS
     rep_dims: int = 16  # PCA components kept of the combined layer and of the output-layer hashtag vectors
-    objective: Literal["lambdarank", "binary"] = "lambdarank"  # re-ranker vs plain classifier (PAPER §5)
-    boosting: Literal["gbdt", "dart"] = "gbdt"  # dart: the talk's report; no early stopping there
+    objective: Literal["lambdarank", "binary"] = "lambdarank"  # re-ranker vs plain classifier (docs/paper.md §9)
+    boosting: Literal["gbdt", "dart"] = "gbdt"  # dart: the talk's report (docs/paper.md §9); no early stopping there
     n_estimators: int = 500  # upper bound; gbdt stops early on the held-out dev part
     learning_rate: float = 0.05
     num_leaves: int = 31  # LightGBM's default
@@ -191,7 +191,7 @@ _MEMO: dict[str, Raw] = {}
 
 
 class Boost(Recommender):
-    """LightGBM re-ranker of a base model's top candidates (PAPER §5); `boost` in the registry.
+    """LightGBM re-ranker of a base model's top candidates (docs/paper.md §9); `boost` in the registry.
 
     Attributes: `base_` and `scorers_` (the loaded models), `booster_` (lightgbm.Booster),
     `feature_names_`, `best_iteration_`, `post_pca_` / `tag_pc_` (with the "rep" group).
@@ -419,8 +419,8 @@ class Boost(Recommender):
 
     # ------------------------------------------------------------------ inference
 
-    def rank_docs(self, docs: Docs, k: int) -> list[Ranking]:
-        """Top-k of the base's candidates by the booster's score; ties keep the base's order."""
+    def rank_docs(self, docs: Docs, k: int, times: Times = None, users: Users = None) -> list[Ranking]:
+        """Top-k of the base's candidates by the booster's score; ties keep the base's order (blind to time and author)."""
         self._check_fitted()
         if not docs:
             return []

@@ -1,4 +1,4 @@
-"""Bag-of-words building blocks shared by the count-based baselines (nb, lda, ibm1, knn; PAPER.md §4).
+"""Bag-of-words building blocks shared by the count-based baselines (nb, lda, ibm1, knn; docs/paper.md §7).
 
 Posts become a sparse document-term count matrix `X` (n_posts, n_words) over a `Vocab` fitted on
 the training posts, and their hashtags a 0/1 matrix `Y` (n_posts, n_labels); every baseline is a

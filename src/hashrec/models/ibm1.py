@@ -1,6 +1,6 @@
 """The word trigger method (Liu, Chen & Sun, EMNLP 2011): IBM Model 1 between words and hashtags.
 
-Gong & Zhang 2016, Table 1 baseline "IBM1" (PAPER.md §4). A post and its hashtags are treated
+Gong & Zhang 2016, Table 1 baseline "IBM1" (docs/paper.md §7.3). A post and its hashtags are treated
 as a parallel sentence pair; IBM Model 1 is trained with EM in both directions and the two
 word-to-hashtag tables are combined by a weighted harmonic mean.
 
@@ -25,7 +25,7 @@ from hashrec.tokens import Vocab
 @dataclass(frozen=True)
 class IBM1Config:
     """iterations: EM iterations per direction; more fit the training co-occurrences harder
-    (weibo dev F1@1, first 3,000 posts: 0.194 at 5, 0.187 at 10, 0.181 at 20). lam: weight of the
+    and generalise worse (docs/results/baselines.md). lam: weight of the
     words->hashtags direction in the harmonic mean (Liu et al.: 0.5). min_count: rarer training
     words are ignored."""
 
@@ -96,7 +96,7 @@ def per_word(counts: np.ndarray, word: np.ndarray) -> np.ndarray:
 
 
 class IBM1(Recommender):
-    """Word trigger method: P(t|d) = sum_w P(t|w) P(w|d) (Liu et al. 2011; PAPER.md §4).
+    """Word trigger method: P(t|d) = sum_w P(t|w) P(w|d) (Liu et al. 2011; docs/paper.md §7.3).
 
     P(t|w) = 1 / (lam / P_d2t(t|w) + (1 - lam) / P_t2d(t|w)), renormalised over t, where
     P_d2t is the words->hashtags table and P_t2d the hashtags->words model's expected

@@ -3,7 +3,7 @@
 `knn` compares posts by TF-IDF: a practical anchor beside the paper's baselines (not in Table 1).
 On crawls with many near-duplicate posts (weibo-covid19, see ../shared/benchmarks/README.md) it
 is a strong and honest yardstick. `hknn` compares them by trained networks' combined layer h (and
-by default TF-IDF too): the talk's "network as feature extractor" (PAPER.md §5) with the simplest
+by default TF-IDF too): the talk's "network as feature extractor" (docs/paper.md §9) with the simplest
 learner on its features.
 """
 from __future__ import annotations

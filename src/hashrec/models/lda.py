@@ -1,12 +1,12 @@
 """LDA hashtag recommendation (Krestel, Fankhauser & Nejdl, RecSys 2009), Table 1 baseline "LDA".
 
-PAPER.md §4: LDA over posts whose tokens are their words plus their hashtags (a hashtag is a
+docs/paper.md §7.2: LDA over posts whose tokens are their words plus their hashtags (a hashtag is a
 token of its own, distinct from any word); a new post's topic mix theta is inferred from its
 words alone and hashtags are scored by p(h|d) = sum_z theta_dz phi_zh.
 
 Training is collapsed Gibbs sampling (Griffiths & Steyvers 2004; Krestel et al. also sample),
-compiled with numba: gensim's online variational LDA spent ~2 ms per post and pass (45 s for 8k posts x 3 passes),
-too slow for 100k posts on two shared cores. A new post's theta comes from the variational
+compiled with numba: gensim's online variational LDA (a Python loop per post) is too slow for
+100k posts on two cores (docs/results/baselines.md). A new post's theta comes from the variational
 E-step with the topics phi held fixed (fold-in), a deterministic batch computation, so a saved
 model scores exactly as before it was saved.
 """

@@ -1,4 +1,4 @@
-"""Multinomial Naive Bayes, the first baseline of Gong & Zhang 2016, Table 1 (PAPER.md §4).
+"""Multinomial Naive Bayes, the first baseline of Gong & Zhang 2016, Table 1 (docs/paper.md §7.1).
 
 Hashtags are the classes and the post's words the features; a post with several hashtags
 counts toward each of them (one training pair per hashtag, as for the paper's CNN loss).
@@ -36,7 +36,7 @@ class NBConfig:
 class NaiveBayes(Recommender):
     """Ranks hashtags by the posterior of a multinomial Naive Bayes model.
 
-    Score (PAPER §4, "P(t|d) ∝ P(t) prod_w P(w|t)"), normalised over hashtags so that scores
+    Score (docs/paper.md §7.1, "P(t|d) ∝ P(t) prod_w P(w|t)"), normalised over hashtags so that scores
     are comparable across posts::
 
         log P(t|d) = log P(t) + sum_w n_dw log P(w|t) - log sum_t' (same for t')

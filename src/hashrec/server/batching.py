@@ -31,8 +31,8 @@ class Batcher:
     around the last call (those it answered and those queued when it ended): clients that send
     again right after an answer (a compose box as one types, a load test's clients) then share
     one call instead of splitting into a lone post's call and the rest's. A call has a large fixed
-    cost (a lone weibo post costs about what seven do in a call of 15): at 32 clients and 2 workers
-    the server spent a quarter less CPU per answer (docs/PERFORMANCE-serve.md, ninth section). A
+    cost (a lone post costs about what seven do in a call of 15), so the server spends less CPU per
+    answer (docs/PERFORMANCE-serve.md). A
     first request, or a lone client's, is scored at once.
 
     One thread because a recommender is not documented as thread-safe (torch modules, the lazily
@@ -109,10 +109,9 @@ def _torch_threads(n: int | None) -> None:
     """torch computes on `n` threads in this thread (and by default in threads started later).
 
     `hashrec serve --workers N` (N > 1) scores on one per worker: the workers' intra-op threads
-    would only compete with each other and the event loops for the cores (with one, acnn served 3x
-    the requests per second at 32 clients, docs/PERFORMANCE-serve.md). A single worker keeps
-    torch's default (one per core): its event loop and model thread share one GIL, so the model's
-    second thread has a core to itself (7% more answers per second, measured).
+    would only compete with each other and the event loops for the cores (docs/PERFORMANCE-serve.md).
+    A single worker keeps torch's default (one per core): its event loop and model thread share one
+    GIL, so the model's second thread has a core to itself.
     """
     if n is not None and "torch" in sys.modules:  # only models that need torch have imported it
         sys.modules["torch"].set_num_threads(n)

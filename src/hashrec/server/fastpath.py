@@ -76,8 +76,8 @@ class Served(FastAPI):
     """FastAPI with `FastRecommend` around its whole middleware stack (`fast_recommend`: its arguments).
 
     Outside, not inside: each of FastAPI's own layers (error pages, telemetry, two body-size
-    guards) wraps `receive` and `send` of every request, 19 µs of event-loop CPU per request in
-    all (benchmarks/asgi_layers.py; docs/PERFORMANCE-serve.md, fifth session).
+    guards) wraps `receive` and `send` of every request, event-loop CPU that the model thread
+    waits for (benchmarks/asgi_layers.py measures it; docs/PERFORMANCE-serve.md).
     """
 
     fast_recommend: dict[str, Any]

@@ -86,8 +86,8 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
     accepts the connections and hands them to the workers in turn (a Unix socket per worker,
     SCM_RIGHTS), so each worker holds an equal share. Letting the kernel choose balances them
     worse: uvicorn's own workers share one socket, and the first awake took most of a burst of
-    connections (26, 30 of 32); one socket per worker (SO_REUSEPORT) spreads them by a hash of
-    the address (17/15, 17/15, 15/17, 12/20 in four runs; docs/PERFORMANCE-serve.md). SIGTERM or Ctrl+C stops
+    connections; one socket per worker (SO_REUSEPORT) spreads them by a hash of the address,
+    unevenly (docs/PERFORMANCE-serve.md). SIGTERM or Ctrl+C stops
     them all; if one dies, the others are stopped and serve() raises. `limits` go to `create_app`
     (with `state`, each worker learns the post log: hashrec.server.live).
     """

@@ -5,15 +5,16 @@ posts, max(sim, 0)^power) over a grid of k and power, for every view alone and e
 several views' cosines (hknn's similarity): each network's h and the TF-IDF cosine of a trained
 `knn`. Prints one line per setting; docs/results/boost.md has the figures.
 
-    python benchmarks/hknn_views.py --data ../shared/benchmarks/weibo --knn runs/baselines/weibo/models/knn \
+    python benchmarks/diagnostics/hknn_views.py --data ../shared/benchmarks/weibo \
+        --knn runs/baselines/weibo/models/knn \
         --network runs/exp/weibo/models/acnn-4c0bf9ed-seed0 --network runs/exp/weibo/models/attention-eecb7bd2-seed0
 """
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -56,8 +57,8 @@ def main() -> None:
         views[path.name] = lambda rows, h_train=h_train, h_dev=h_dev: h_dev[rows] @ h_train.T
 
     def run(name: str, sim: Similarity, k: int, power: float) -> None:
-        print(f"{name}  k {k}  power {power:g}  dev F1@1 {dev_f1(sim, len(dev), k, power, train_tags, labels, gold):.4f}",
-              flush=True)
+        f1 = dev_f1(sim, len(dev), k, power, train_tags, labels, gold)
+        print(f"{name}  k {k}  power {power:g}  dev F1@1 {f1:.4f}", flush=True)
 
     for n in range(1, len(views) + 1):
         for names in combinations(views, n):

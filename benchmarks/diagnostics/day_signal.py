@@ -1,6 +1,6 @@
 """How much the posting day would tell on weibo, a signal the benchmark's posts do not carry (a diagnostic).
 
-    .venv/bin/python benchmarks/day_signal.py --data ../shared/benchmarks/weibo \\
+    .venv/bin/python benchmarks/diagnostics/day_signal.py --data ../shared/benchmarks/weibo \\
         --source ../shared/data/weibo-covid19 --model runs/baselines/weibo/models/knn
 
 weibo-covid19 was crawled under each day's trending hashtags, one CSV per day. This finds each

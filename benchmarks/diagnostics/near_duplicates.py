@@ -1,6 +1,6 @@
 """Why TF-IDF kNN is hard to beat on weibo: F1@1 of each model by how close the test post's nearest training post is.
 
-    .venv/bin/python benchmarks/near_duplicates.py --data ../shared/benchmarks/weibo \\
+    .venv/bin/python benchmarks/diagnostics/near_duplicates.py --data ../shared/benchmarks/weibo \\
         --knn runs/compare/weibo/models/knn --model runs/compare/weibo/models/acnn --model runs/compare/weibo/models/nb
 
 The nearest-neighbour cosine comes from the saved kNN model's own TF-IDF space. Each bucket's
