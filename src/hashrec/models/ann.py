@@ -11,10 +11,12 @@ candidates by their exact cosine:
    ids (each word adds +-x_w to `hashes` buckets picked by a fixed hash of its id, scaled by
    1/sqrt(hashes)); a word learned later gets its buckets from the same hash, so old sketches
    stay valid, and E[z.z'] = x.x'. The graph gives the `oversample` x k nearest sketches;
-2. postings: the latest `postings` posts of each of the query's `rare_words` highest-weighted
-   words. The sketch's cosine errs by about 1/sqrt(dim) (Johnson-Lindenstrauss), enough to
-   misorder neighbours whose cosines are close; the posts that share the query's rare words
-   are where its nearest TF-IDF neighbours are;
+2. postings: each word keeps its latest `postings` posts with the word's weight in them; the
+   query's `rare_words` highest-weighted words vote, each post scoring the dot product over
+   those words (exact unless a common word's postings no longer reach back to it), and the
+   `oversample` x k best join the candidates. The sketch's cosine errs by about 1/sqrt(dim)
+   (Johnson-Lindenstrauss), enough to misorder neighbours whose cosines are close; the posts
+   that share the query's words are where its nearest TF-IDF neighbours are;
 3. re-rank: the exact cosine of the query with each candidate's sparse row (kept in
    `RowStore`), and the k best.
 
@@ -120,7 +122,8 @@ class SparseANN:
                            expansion_add=config.expansion_add, expansion_search=config.expansion_search)
         self.rows = RowStore()
         self.alive = np.zeros(0, dtype=bool)
-        self.postings: dict[int, list[int]] = {}  # word id -> the latest keys of the rows that have it
+        # word id -> the keys of the latest rows that have it, and the word's weight in each
+        self.postings: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         """Rows searchable now (added, not removed)."""
@@ -140,14 +143,17 @@ class SparseANN:
         return keys.astype(np.int64)
 
     def _post(self, rows: sp.csr_matrix, first: int) -> None:
-        """Append each row's key to its words' postings, keeping the latest `postings` (trimmed in bulk)."""
+        """Append each row's key and weight to its words' postings, keeping the latest `postings` of each."""
         cap = self.config.postings
-        row_of = np.repeat(np.arange(first, first + rows.shape[0]), np.diff(rows.indptr)).tolist()
-        for word, key in zip(rows.indices.tolist(), row_of):
-            keys = self.postings.setdefault(word, [])
-            keys.append(key)
-            if len(keys) > 2 * cap:
-                del keys[:-cap]
+        row_of = np.repeat(np.arange(first, first + rows.shape[0]), np.diff(rows.indptr))
+        order = np.argsort(rows.indices, kind="stable")  # by word, rows in order within a word
+        words, starts = np.unique(rows.indices[order], return_index=True)
+        for word, a, b in zip(words.tolist(), starts.tolist(), [*starts[1:].tolist(), len(order)]):
+            keys, weights = row_of[order[a:b]], rows.data[order[a:b]].astype(np.float32)
+            if word in self.postings:
+                old_keys, old_weights = self.postings[word]
+                keys, weights = np.concatenate([old_keys, keys]), np.concatenate([old_weights, weights])
+            self.postings[word] = (keys[-cap:].copy(), weights[-cap:].copy()) if len(keys) > cap else (keys, weights)
 
     def remove(self, keys: np.ndarray) -> None:
         """Forget rows: the graph stops returning them (their sparse rows stay until compaction)."""
@@ -173,7 +179,7 @@ class SparseANN:
         valid = np.asarray(found.distances).reshape(len(asked), -1) < np.inf
         cand = np.where(valid & (cand >= 0) & (cand < len(self.rows)), cand, -1)
         if self.config.postings:
-            cand = self._with_postings(queries[asked], cand)
+            cand = self._with_postings(queries[asked], cand, wanted)
         exact = self._cosines(queries[asked], cand)
         top = min(k, cand.shape[1])
         best = np.argsort(-exact, axis=1, kind="stable")[:, :top]
@@ -182,15 +188,25 @@ class SparseANN:
         sims[asked, :top] = np.take_along_axis(exact, best, 1)
         return keys, sims
 
-    def _with_postings(self, queries: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:
-        """Each row of `cand` joined by the live posts that share one of its query's rarest words, -1 padded."""
-        cap, rows = self.config.postings, []
+    def _with_postings(self, queries: sp.csr_matrix, cand: np.ndarray, wanted: int) -> np.ndarray:
+        """Each row of `cand` joined by the `wanted` live rows that score best on the postings of its
+        query's rarest words (a dot product over those words: exact for a row whose every shared word's
+        postings reach back to it), -1 padded."""
+        rows = []
         for i in range(queries.shape[0]):
             a, b = queries.indptr[i], queries.indptr[i + 1]
-            words = queries.indices[a:b][np.argsort(-queries.data[a:b], kind="stable")[:self.config.rare_words]]
-            extra = [k for w in words.tolist() for k in self.postings.get(w, [])[-cap:]]
-            joined = np.unique(np.concatenate([cand[i][cand[i] >= 0], np.array(extra, dtype=np.int64)]))
-            rows.append(joined[self.alive[joined]])
+            heavy = np.argsort(-queries.data[a:b], kind="stable")[:self.config.rare_words]
+            found = [(self.postings[w], q) for w, q in zip(queries.indices[a:b][heavy].tolist(),
+                                                          queries.data[a:b][heavy].tolist()) if w in self.postings]
+            joined = cand[i][cand[i] >= 0]
+            if found:
+                keys = np.concatenate([k for (k, _), _ in found])
+                votes = np.concatenate([v * q for (_, v), q in found])
+                uniq, where = np.unique(keys, return_inverse=True)
+                score = np.bincount(where, weights=votes) * self.alive[uniq]
+                best = uniq[np.argpartition(-score, min(wanted, len(uniq)) - 1)[:wanted]]
+                joined = np.union1d(joined, best[self.alive[best]])
+            rows.append(joined)
         out = np.full((len(rows), max(len(r) for r in rows)), -1, dtype=np.int64)
         for i, r in enumerate(rows):
             out[i, :len(r)] = r
@@ -207,5 +223,6 @@ class SparseANN:
         return np.where(cand >= 0, dots, -np.inf)
 
     def nbytes(self) -> int:
-        """Memory of the sparse rows, the graph (usearch's own count) and the postings (8 bytes a key, about)."""
-        return self.rows.nbytes() + int(self.index.memory_usage) + 8 * sum(map(len, self.postings.values()))
+        """Memory of the sparse rows, the graph (usearch's own count) and the postings."""
+        postings = sum(k.nbytes + w.nbytes for k, w in self.postings.values())
+        return self.rows.nbytes() + int(self.index.memory_usage) + postings
