@@ -10,10 +10,12 @@ cost of a query at each size, exact and approximate, one query at a time, as the
     PYTHONPATH=src python benchmarks/ann_recall.py --dev ../shared/benchmarks/weibo-stream/dev.jsonl.gz
     PYTHONPATH=src python benchmarks/ann_recall.py --scale ../shared/data/weibo-covid19 --sizes 100000,417000
 """
+
 from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 
@@ -32,13 +34,18 @@ def exact_top(words: Words, docs: list[list[str]], k: int) -> np.ndarray:
 
 def recall(words: Words, ann: SparseANN, docs: list[list[str]], k: int) -> float:
     sims = np.vstack(list(words.cosines(docs)))
-    kth = -np.sort(-sims, axis=1)[:, k - 1:k]  # the k-th exact cosine: an approximate neighbour this close is right
-    keys, _ = ann.search(tfidf(count_matrix(docs, words.vocab), words.idf), k)
+    kth = -np.sort(-sims, axis=1)[:, k - 1 : k]  # the k-th exact cosine: an approximate neighbour this close is right
+    keys, _ = ann_search(ann, words, k, docs)
     got = np.where(keys >= 0, np.take_along_axis(sims, np.maximum(keys, 0), 1), 0.0)
     hits = ((got >= kth - 1e-9) & (got > 0)).sum(axis=1)
     wanted = np.minimum(k, (sims > 0).sum(axis=1))  # a query with fewer positive cosines wants only those
     asked = wanted > 0
     return float(np.minimum(hits, wanted)[asked].sum() / wanted[asked].sum())
+
+
+def ann_search(ann: SparseANN, words: Words, k: int, docs: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The k approximate nearest indexed posts of each doc, by the TF-IDF of the index's vocabulary."""
+    return ann.search(tfidf(count_matrix(docs, words.vocab), words.idf), k)
 
 
 def per_query_ms(fn, docs: list[list[str]]) -> float:
@@ -51,38 +58,50 @@ def per_query_ms(fn, docs: list[list[str]]) -> float:
 def run_recall(args: argparse.Namespace) -> None:
     posts = read_posts(args.dev)
     docs = tokenize_many([p.text for p in posts])
-    index_docs, queries = docs[:-args.queries], docs[-args.queries:]
+    index_docs, queries = docs[: -args.queries], docs[-args.queries :]
     words = Words.fit(index_docs)
     print(f"index {len(index_docs)} dev posts, {len(words.vocab)} words; {len(queries)} queries; k={args.k}")
     for dim in args.dims:
         for oversample in args.oversample:
-            cfg = ANNConfig(dim=dim, oversample=oversample, dtype=args.dtype, postings=args.postings,
-                            rare_words=args.rare_words)
+            cfg = ANNConfig(
+                dim=dim, oversample=oversample, dtype=args.dtype, postings=args.postings, rare_words=args.rare_words
+            )
             ann = SparseANN(cfg)
             start = time.perf_counter()
             ann.add(words.train)
             build = time.perf_counter() - start
             r = recall(words, ann, queries, args.k)
-            ms = per_query_ms(lambda d: ann.search(tfidf(count_matrix(d, words.vocab), words.idf), args.k), queries)
-            print(f"dim {dim:4d} oversample {oversample:2d} postings {args.postings} x {args.rare_words}: recall@{args.k} {r:.4f}, "
-                  f"{ms:.2f} ms/query, build {build:.1f} s, {ann.nbytes() / 2**20:.0f} MiB", flush=True)
+            ms = per_query_ms(partial(ann_search, ann, words, args.k), queries)
+            print(
+                f"dim {dim:4d} oversample {oversample:2d} postings {args.postings} x {args.rare_words}: "
+                f"recall@{args.k} {r:.4f}, {ms:.2f} ms/query, build {build:.1f} s, {ann.nbytes() / 2**20:.0f} MiB",
+                flush=True,
+            )
 
 
 def run_scale(args: argparse.Namespace) -> None:
-    posts = [p for p in read_weibo_covid19(args.scale, chronological=True) if p.hashtags][:max(args.sizes)]
+    posts = [p for p in read_weibo_covid19(args.scale, chronological=True) if p.hashtags][: max(args.sizes)]
     docs = tokenize_many([p.text for p in posts], progress=True)
-    queries = docs[-args.queries:]
-    cfg = ANNConfig(dim=args.dims[0], oversample=args.oversample[0], dtype=args.dtype, postings=args.postings,
-                    rare_words=args.rare_words)
+    queries = docs[-args.queries :]
+    cfg = ANNConfig(
+        dim=args.dims[0],
+        oversample=args.oversample[0],
+        dtype=args.dtype,
+        postings=args.postings,
+        rare_words=args.rare_words,
+    )
     print(f"{len(docs)} posts in time order; queries: the last {len(queries)}; {cfg}")
     for size in args.sizes:
         words = Words.fit(docs[:size])
         ann = SparseANN(cfg)
         ann.add(words.train)
-        exact = per_query_ms(lambda d: exact_top(words, d, args.k), queries)
-        approx = per_query_ms(lambda d: ann.search(tfidf(count_matrix(d, words.vocab), words.idf), args.k), queries)
-        print(f"{size:7d} posts: exact {exact:.2f} ms/query, ann {approx:.2f} ms/query, "
-              f"recall@{args.k} {recall(words, ann, queries, args.k):.4f}, {ann.nbytes() / 2**20:.0f} MiB", flush=True)
+        exact = per_query_ms(partial(exact_top, words, k=args.k), queries)
+        approx = per_query_ms(partial(ann_search, ann, words, args.k), queries)
+        print(
+            f"{size:7d} posts: exact {exact:.2f} ms/query, ann {approx:.2f} ms/query, "
+            f"recall@{args.k} {recall(words, ann, queries, args.k):.4f}, {ann.nbytes() / 2**20:.0f} MiB",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -96,7 +115,9 @@ def main() -> None:
     ap.add_argument("--oversample", type=lambda s: [int(x) for x in s.split(",")], default=[ANNConfig.oversample])
     ap.add_argument("--dtype", default="f32", choices=["f32", "f16"], help="how the graph stores the sketches")
     ap.add_argument("--postings", type=int, default=ANNConfig.postings, help="latest posts per word joined (0: none)")
-    ap.add_argument("--rare-words", type=int, default=ANNConfig.rare_words, help="the query's words whose postings join")
+    ap.add_argument(
+        "--rare-words", type=int, default=ANNConfig.rare_words, help="the query's words whose postings join"
+    )
     args = ap.parse_args()
     if args.dev:
         run_recall(args)

@@ -19,6 +19,7 @@ latency, the freshness p50/p99/max, and the server's RSS (all its processes) at 
 
     PYTHONPATH=src python benchmarks/load_live.py --model runs/knn-warmup --workers 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from load_serve import ROOT, _response, free_port, load_round, request, run_loop, start_server
 
 from hashrec.data import read_posts
-from load_serve import ROOT, _response, free_port, load_round, request, run_loop, start_server
 
 STREAM = ROOT.parent / "shared" / "benchmarks" / "weibo-stream"
 TOKEN = "load-live-benchmark"
@@ -41,8 +42,13 @@ TOKEN = "load-live-benchmark"
 def http(method: str, path: str, body: dict | None = None, token: str | None = None) -> bytes:
     data = json.dumps(body, ensure_ascii=False).encode() if body is not None else b""
     auth = f"Authorization: Bearer {token}\r\n".encode() if token else b""
-    return (b"%s %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
-            % (method.encode(), path.encode(), auth, len(data), data))
+    return b"%s %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s" % (
+        method.encode(),
+        path.encode(),
+        auth,
+        len(data),
+        data,
+    )
 
 
 async def call(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], payload: bytes) -> tuple[int, dict]:
@@ -64,17 +70,22 @@ async def ingest(port: int, posts: list[dict], rate: float, batch: int, stop: fl
         if due > now:
             await asyncio.sleep(due - now)
         t0 = time.perf_counter()
-        status, _ = await call(conn, http("POST", "/posts", {"posts": posts[i:i + batch]}, TOKEN))
+        status, _ = await call(conn, http("POST", "/posts", {"posts": posts[i : i + batch]}, TOKEN))
         latencies.append(time.perf_counter() - t0)
         if status == 201:
-            acked += len(posts[i:i + batch])
+            acked += len(posts[i : i + batch])
         else:
             failed += 1
     wall = time.perf_counter() - start
     conn[1].close()
     ms = np.array(latencies) * 1000
-    return {"ingested": acked, "ingest_failed_batches": failed, "ingest_rate": round(acked / wall, 1),
-            "ack_p50_ms": round(float(np.percentile(ms, 50)), 1), "ack_p99_ms": round(float(np.percentile(ms, 99)), 1)}
+    return {
+        "ingested": acked,
+        "ingest_failed_batches": failed,
+        "ingest_rate": round(acked / wall, 1),
+        "ack_p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "ack_p99_ms": round(float(np.percentile(ms, 99)), 1),
+    }
 
 
 async def probe(port: int, conns: list, every: float, stop: float, timeout: float = 3.0) -> dict:
@@ -87,8 +98,9 @@ async def probe(port: int, conns: list, every: float, stop: float, timeout: floa
         n += 1
         text, tag = f"探针{n}号 测试新鲜度 独有词{n}x{os.getpid()}", f"探针话题{n}"
         poster = await asyncio.open_connection("127.0.0.1", port)  # a new one: a kept one idles past keep-alive
-        status, answer = await call(poster, http("POST", "/posts", {"posts": [{"text": text, "hashtags": [tag]}]},
-                                                 TOKEN))
+        status, answer = await call(
+            poster, http("POST", "/posts", {"posts": [{"text": text, "hashtags": [tag]}]}, TOKEN)
+        )
         acked = time.perf_counter()
         poster[1].close()
         if status != 201:
@@ -114,10 +126,13 @@ async def probe(port: int, conns: list, every: float, stop: float, timeout: floa
     def figures(name: str, values: list[float]) -> dict:
         s = np.array(values)
         done = s[np.isfinite(s)]
-        return {f"{name}_p50_s": round(float(np.percentile(done, 50)), 3) if len(done) else None,
-                f"{name}_p99_s": round(float(np.percentile(done, 99)), 3) if len(done) else None,
-                f"{name}_max_s": round(float(done.max()), 3) if len(done) else None,
-                f"{name}_missed": int((~np.isfinite(s)).sum())}
+        return {
+            f"{name}_p50_s": round(float(np.percentile(done, 50)), 3) if len(done) else None,
+            f"{name}_p99_s": round(float(np.percentile(done, 99)), 3) if len(done) else None,
+            f"{name}_max_s": round(float(done.max()), 3) if len(done) else None,
+            f"{name}_missed": int((~np.isfinite(s)).sum()),
+        }
+
     return {"probes": len(learned), **figures("learned", learned), **figures("recommendable", recommendable)}
 
 
@@ -127,8 +142,11 @@ def rss_mib(pid: int) -> float:
     while todo:
         p = todo.pop()
         try:
-            total += int(next(line for line in Path(f"/proc/{p}/status").read_text().splitlines()
-                              if line.startswith("VmRSS:")).split()[1])
+            total += int(
+                next(
+                    line for line in Path(f"/proc/{p}/status").read_text().splitlines() if line.startswith("VmRSS:")
+                ).split()[1]
+            )
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError, StopIteration):
@@ -137,10 +155,14 @@ def rss_mib(pid: int) -> float:
 
 
 async def run(a: argparse.Namespace, port: int, pid: int) -> dict:
-    posts = [{"text": p.text, "hashtags": list(p.hashtags), "time": p.time, "user": p.user}
-             for p in read_posts(STREAM / "test.jsonl.gz") if p.text.strip() and len(p.text) <= 2000]
-    texts = [request(p.text) for p in read_posts(STREAM / "dev.jsonl.gz")[:5000] if p.text.strip()
-             and len(p.text) <= 2000]
+    posts = [
+        {"text": p.text, "hashtags": list(p.hashtags), "time": p.time, "user": p.user}
+        for p in read_posts(STREAM / "test.jsonl.gz")
+        if p.text.strip() and len(p.text) <= 2000
+    ]
+    texts = [
+        request(p.text) for p in read_posts(STREAM / "dev.jsonl.gz")[:5000] if p.text.strip() and len(p.text) <= 2000
+    ]
     await load_round(port, texts, 4, a.warmup, a.seconds, pid)
     # one connection per worker, opened before any other: the server hands them out in turn
     conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(a.workers)]
@@ -148,13 +170,20 @@ async def run(a: argparse.Namespace, port: int, pid: int) -> dict:
     fresh = asyncio.ensure_future(probe(port, conns, a.probe_every, stop))
     fed = asyncio.ensure_future(ingest(port, posts, a.rate, a.batch, stop))
     row, _ = await load_round(port, texts, a.clients, 10**9, a.seconds, pid)
-    return {"model": a.model.name, "workers": a.workers, **row, **(await fed), **(await fresh),
-            "server_rss_mib": round(rss_mib(pid))}
+    return {
+        "model": a.model.name,
+        "workers": a.workers,
+        **row,
+        **(await fed),
+        **(await fresh),
+        "server_rss_mib": round(rss_mib(pid)),
+    }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--model", type=Path, required=True, help="saved model directory (one that learns online)")
     p.add_argument("--workers", type=int, default=2, help="server processes")
     p.add_argument("--clients", type=int, default=32, help="concurrent recommending clients")
@@ -167,8 +196,14 @@ def main() -> None:
     a = p.parse_args()
     port, state = free_port(), Path(tempfile.mkdtemp(prefix="load-live-"))
     env = dict(os.environ, HASHREC_INGEST_TOKEN=TOKEN)
-    server = start_server(a.model, port, a.workers, state / "server.log", env=env,
-                          extra=("--state", str(state / "state"), "--synchronous", a.synchronous))
+    server = start_server(
+        a.model,
+        port,
+        a.workers,
+        state / "server.log",
+        env=env,
+        extra=("--state", str(state / "state"), "--synchronous", a.synchronous),
+    )
     try:
         print(json.dumps(run_loop(run(a, port, server.pid))), flush=True)
     finally:

@@ -53,7 +53,7 @@ def free_port() -> int:
 
 def start_server(model: Path, port: int, workers: int, log: Path, timeout: float = 300,
                  extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`hashrec serve` (and `extra` arguments) in a subprocess, returned once it listens and every worker has started."""
+    """`hashrec serve` (and `extra` arguments) in a subprocess, returned once it listens and every worker started."""
     cmd = [sys.executable, "-m", "hashrec", "serve", "--model", str(model), "--port", str(port),
            "--workers", str(workers), "--no-access-log", *extra]
     with open(log, "wb") as err:

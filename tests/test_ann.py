@@ -1,4 +1,5 @@
 """hashrec.models.ann: approximate neighbours against exact cosine on real posts; adding and removing online."""
+
 from __future__ import annotations
 
 import numpy as np

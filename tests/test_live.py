@@ -1,4 +1,5 @@
 """The server that learns (issue 22): POST /posts, the durable log, freshness across workers, /trending, forgetting."""
+
 from __future__ import annotations
 
 import os
@@ -34,14 +35,18 @@ def model_dir(tmp_path_factory, weibo_sample):
 
 
 def _batch(n: int, tag: str, start: int = 0, time_: float | None = None) -> list[dict]:
-    return [{"text": f"第{i}条 {tag} 的新闻", "hashtags": [tag], **({} if time_ is None else {"time": time_})}
-            for i in range(start, start + n)]
+    return [
+        {"text": f"第{i}条 {tag} 的新闻", "hashtags": [tag], **({} if time_ is None else {"time": time_})}
+        for i in range(start, start + n)
+    ]
 
 
 @pytest.fixture
 def live(model_dir, tmp_path):
-    with running(create_app(model_dir, state=tmp_path / "state", ingest_token=TOKEN)) as base, \
-            httpx.Client(base_url=base, timeout=30) as client:
+    with (
+        running(create_app(model_dir, state=tmp_path / "state", ingest_token=TOKEN)) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
         yield client
 
 
@@ -56,11 +61,16 @@ def test_ingest_needs_the_token_and_recommending_does_not(live):
     assert r.status_code == 201 and r.json() == {"accepted": 1, "last_id": 1}
 
 
-@pytest.mark.parametrize("bad,field", [({"text": " ", "hashtags": ["x"]}, "text"),
-                                       ({"text": "ok", "hashtags": []}, "hashtags"),
-                                       ({"text": "ok", "hashtags": ["x"], "time": "yesterday"}, "time"),
-                                       ({"text": "ok", "hashtags": ["x"], "place": "here"}, "place"),
-                                       ({"text": "ok", "hashtags": "x"}, "hashtags")])
+@pytest.mark.parametrize(
+    "bad,field",
+    [
+        ({"text": " ", "hashtags": ["x"]}, "text"),
+        ({"text": "ok", "hashtags": []}, "hashtags"),
+        ({"text": "ok", "hashtags": ["x"], "time": "yesterday"}, "time"),
+        ({"text": "ok", "hashtags": ["x"], "place": "here"}, "place"),
+        ({"text": "ok", "hashtags": "x"}, "hashtags"),
+    ],
+)
 def test_a_bad_post_is_422_naming_its_index_and_field_and_nothing_is_logged(live, bad, field):
     r = live.post("/posts", json={"posts": [*_batch(2, "好"), bad]}, headers=AUTH)
     assert r.status_code == 422, r.text
@@ -103,7 +113,9 @@ def test_window_days_forgets_old_posts(model_dir, tmp_path, monkeypatch):
 def test_update_folds_the_log_into_a_model_that_a_server_then_skips(model_dir, tmp_path, capsys):
     log = PostLog(tmp_path / "s")
     log.append([Post(f"帖子{i}", ("折叠",)) for i in range(40)], arrival=1.0)
-    assert main(["update", "--model", str(model_dir), "--state", str(tmp_path / "s"), "--out", str(tmp_path / "m2")]) == 0
+    assert (
+        main(["update", "--model", str(model_dir), "--state", str(tmp_path / "s"), "--out", str(tmp_path / "m2")]) == 0
+    )
     assert "learned 40 logged posts, up to log id 40" in capsys.readouterr().out
     folded = api.load(tmp_path / "m2")
     assert folded.trained_on_["log_position"] == 40 and folded.recommend("帖子", 1)[0][0][0] == "折叠"
@@ -111,12 +123,15 @@ def test_update_folds_the_log_into_a_model_that_a_server_then_skips(model_dir, t
     with running(create_app(tmp_path / "m2", state=tmp_path / "s")) as base, httpx.Client(base_url=base) as c:
         assert c.get("/model").json()["live"]["learned_up_to"] == 40
     assert (api.load(tmp_path / "m2").label_counts_ == before).all()  # nothing learned twice
-    assert main(["update", "--model", str(model_dir), "--state", str(tmp_path / "nowhere"), "--out",
-                 str(tmp_path / "m3")]) == 1
+    assert (
+        main(["update", "--model", str(model_dir), "--state", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m3")])
+        == 1
+    )
     assert "no post log" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- the real server, in its own processes
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -126,8 +141,23 @@ def _free_port() -> int:
 
 def _start(model: Path, state: Path, workers: int, token_file: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    cmd = [sys.executable, "-m", "hashrec", "serve", "--model", str(model), "--port", str(port), "--workers",
-           str(workers), "--state", str(state), "--ingest-token-file", str(token_file), "--no-access-log"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hashrec",
+        "serve",
+        "--model",
+        str(model),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--state",
+        str(state),
+        "--ingest-token-file",
+        str(token_file),
+        "--no-access-log",
+    ]
     server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     started = 0
     for line in server.stderr:

@@ -1,4 +1,5 @@
 """The live server's post log (hashrec.postlog): order, durability across reopening, forgetting, trending."""
+
 from __future__ import annotations
 
 import pytest

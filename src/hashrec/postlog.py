@@ -17,14 +17,16 @@ trending hashtags and `--window-days` count by. A model records how far into the
 learned as `trained_on_["log_position"]` (the last id it folded), so a server started on it
 replays only the rest, and `hashrec update --state` compacts the log into a model.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 from hashrec.data import Post
 from hashrec.errors import DataError
@@ -66,7 +68,7 @@ def learn_rows(model: Recommender, rows: list[tuple[int, Post]]) -> None:
     model.trained_on_[POSITION] = rows[-1][0]
 
 
-def learn_log(model: Recommender, log: "PostLog") -> int:
+def learn_log(model: Recommender, log: PostLog) -> int:
     """Learn every logged post past the model's log position, in order; how many."""
     n = 0
     for rows in log.iter_after(log_position(model)):
@@ -89,14 +91,15 @@ class PostLog:
         self.path = Path(state_dir) / LOG_FILE
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None,
-                                       check_same_thread=False)
+            self._db = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise DataError(f"{self.path}: cannot open the post log ({exc}); --state must name a writable "
-                            "directory that holds only hashrec's post log") from exc
+            raise DataError(
+                f"{self.path}: cannot open the post log ({exc}); --state must name a writable "
+                "directory that holds only hashrec's post log"
+            ) from exc
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -105,17 +108,29 @@ class PostLog:
 
     def append(self, posts: Sequence[Post], arrival: float) -> int:
         """Write the posts in one transaction, committed on return; the id of the last one."""
-        rows = [(p.text, json.dumps(list(p.hashtags), ensure_ascii=False), p.time, p.user, arrival,
-                 arrival if p.time is None else p.time) for p in posts]
+        rows = [
+            (
+                p.text,
+                json.dumps(list(p.hashtags), ensure_ascii=False),
+                p.time,
+                p.user,
+                arrival,
+                arrival if p.time is None else p.time,
+            )
+            for p in posts
+        ]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 last = 0
                 for row in rows:
-                    last = self._db.execute("INSERT INTO posts (text, hashtags, time, user, arrival, at) "
-                                            "VALUES (?, ?, ?, ?, ?, ?)", row).lastrowid
-                    self._db.executemany("INSERT INTO post_tags (post_id, tag, at) VALUES (?, ?, ?)",
-                                         [(last, t, row[5]) for t in json.loads(row[1])])
+                    last = self._db.execute(
+                        "INSERT INTO posts (text, hashtags, time, user, arrival, at) VALUES (?, ?, ?, ?, ?, ?)", row
+                    ).lastrowid
+                    self._db.executemany(
+                        "INSERT INTO post_tags (post_id, tag, at) VALUES (?, ?, ?)",
+                        [(last, t, row[5]) for t in json.loads(row[1])],
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -125,8 +140,9 @@ class PostLog:
     def read_after(self, position: int, limit: int = 10_000) -> list[tuple[int, Post]]:
         """Up to `limit` posts with an id above `position`, in id order, with their ids."""
         with self._lock:
-            rows = self._db.execute("SELECT id, text, hashtags, time, user FROM posts WHERE id > ? ORDER BY id "
-                                    "LIMIT ?", (position, limit)).fetchall()
+            rows = self._db.execute(
+                "SELECT id, text, hashtags, time, user FROM posts WHERE id > ? ORDER BY id LIMIT ?", (position, limit)
+            ).fetchall()
         return [(i, Post(text, tuple(json.loads(tags)), time, user)) for i, text, tags, time, user in rows]
 
     def iter_after(self, position: int, batch: int = 10_000) -> Iterator[list[tuple[int, Post]]]:
@@ -153,8 +169,9 @@ class PostLog:
     def tag_counts(self, start: float, stop: float) -> dict[str, int]:
         """Uses of each hashtag by posts with start <= at < stop."""
         with self._lock:
-            rows = self._db.execute("SELECT tag, COUNT(*) FROM post_tags WHERE at >= ? AND at < ? GROUP BY tag",
-                                    (start, stop)).fetchall()
+            rows = self._db.execute(
+                "SELECT tag, COUNT(*) FROM post_tags WHERE at >= ? AND at < ? GROUP BY tag", (start, stop)
+            ).fetchall()
         return dict(rows)
 
     def forget_before(self, at: float) -> int:

@@ -25,6 +25,7 @@ benchmarks/ann_recall.py (docs/PERFORMANCE-serve.md, the live server's section).
 
 Keys are insertion positions 0, 1, 2, ...: the kNN's row of the post (its `train_tags_` row).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -89,8 +90,8 @@ class RowStore:
             size = max(need, 2 * len(self.indices), 1024)
             self.indices = np.resize(self.indices, size)
             self.data = np.resize(self.data, size)
-        self.indices[self.nnz:need] = rows.indices
-        self.data[self.nnz:need] = rows.data
+        self.indices[self.nnz : need] = rows.indices
+        self.data[self.nnz : need] = rows.data
         self.indptr = np.concatenate([self.indptr, self.nnz + rows.indptr[1:]])
         self.nnz = need
         self.n_cols = max(self.n_cols, rows.shape[1])
@@ -118,8 +119,14 @@ class SparseANN:
 
     def __init__(self, config: ANNConfig = ANNConfig()) -> None:
         self.config = config
-        self.index = Index(ndim=config.dim, metric="cos", dtype=config.dtype, connectivity=config.connectivity,
-                           expansion_add=config.expansion_add, expansion_search=config.expansion_search)
+        self.index = Index(
+            ndim=config.dim,
+            metric="cos",
+            dtype=config.dtype,
+            connectivity=config.connectivity,
+            expansion_add=config.expansion_add,
+            expansion_search=config.expansion_search,
+        )
         self.rows = RowStore()
         self.alive = np.zeros(0, dtype=bool)
         # word id -> the keys of the latest rows that have it, and the word's weight in each
@@ -183,8 +190,9 @@ class SparseANN:
         exact = self._cosines(queries[asked], cand)
         top = min(k, cand.shape[1])
         best = np.argsort(-exact, axis=1, kind="stable")[:, :top]
-        keys[asked, :top] = np.where(np.isfinite(np.take_along_axis(exact, best, 1)),
-                                     np.take_along_axis(cand, best, 1), -1)
+        keys[asked, :top] = np.where(
+            np.isfinite(np.take_along_axis(exact, best, 1)), np.take_along_axis(cand, best, 1), -1
+        )
         sims[asked, :top] = np.take_along_axis(exact, best, 1)
         return keys, sims
 
@@ -195,9 +203,12 @@ class SparseANN:
         rows = []
         for i in range(queries.shape[0]):
             a, b = queries.indptr[i], queries.indptr[i + 1]
-            heavy = np.argsort(-queries.data[a:b], kind="stable")[:self.config.rare_words]
-            found = [(self.postings[w], q) for w, q in zip(queries.indices[a:b][heavy].tolist(),
-                                                          queries.data[a:b][heavy].tolist()) if w in self.postings]
+            heavy = np.argsort(-queries.data[a:b], kind="stable")[: self.config.rare_words]
+            found = [
+                (self.postings[w], q)
+                for w, q in zip(queries.indices[a:b][heavy].tolist(), queries.data[a:b][heavy].tolist())
+                if w in self.postings
+            ]
             joined = cand[i][cand[i] >= 0]
             if found:
                 keys = np.concatenate([k for (k, _), _ in found])
@@ -209,7 +220,7 @@ class SparseANN:
             rows.append(joined)
         out = np.full((len(rows), max(len(r) for r in rows)), -1, dtype=np.int64)
         for i, r in enumerate(rows):
-            out[i, :len(r)] = r
+            out[i, : len(r)] = r
         return out
 
     def _cosines(self, queries: sp.csr_matrix, cand: np.ndarray) -> np.ndarray:

@@ -15,10 +15,18 @@ from hashrec.errors import HashrecError
 from hashrec.models.base import Recommender
 from hashrec.postlog import PostLog, Synchronous, learn_log
 from hashrec.server.batching import Batcher
-from hashrec.server.live import Live, add_routes
 from hashrec.server.fastpath import Served
-from hashrec.server.schemas import (ERRORS, BatchRecommendation, Health, Limits, ModelInfo, Recommendation,
-                                    internal_error, request_models)
+from hashrec.server.live import Live, add_routes
+from hashrec.server.schemas import (
+    ERRORS,
+    BatchRecommendation,
+    Health,
+    Limits,
+    ModelInfo,
+    Recommendation,
+    internal_error,
+    request_models,
+)
 
 STATIC = Path(__file__).parent.with_name("static")
 log = logging.getLogger("hashrec.server")

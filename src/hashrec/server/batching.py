@@ -2,10 +2,11 @@
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from hashrec import api
 from hashrec.models.base import Recommender

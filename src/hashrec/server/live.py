@@ -13,6 +13,7 @@
 - Forgetting (`window_days`): posts older than the window (by their time, else their arrival)
   are deleted from the log, and the model forgets them where it can (`forget_before`).
 """
+
 # No `from __future__ import annotations`: FastAPI and pydantic must see the routes' and models' types.
 import asyncio
 import contextlib
@@ -22,8 +23,10 @@ import math
 import os
 import re
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,8 +53,9 @@ def read_token(path: str | Path | None) -> str | None:
         try:
             token = Path(path).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"--ingest-token-file {path}: cannot read it ({exc}); write the token on its "
-                              "first line") from exc
+            raise ConfigError(
+                f"--ingest-token-file {path}: cannot read it ({exc}); write the token on its first line"
+            ) from exc
         if not token:
             raise ConfigError(f"--ingest-token-file {path} is empty; write the token on its first line")
         return token
@@ -82,10 +86,15 @@ def post_models(max_text_chars: int, max_posts: int) -> type[BaseModel]:
     class PostIn(BaseModel):
         model_config = ConfigDict(strict=True, extra="forbid")
         text: Text  # type: ignore[valid-type]
-        hashtags: list[Tag] = Field(..., min_length=1, description="a post teaches only through its "  # type: ignore[valid-type]
-                                    "hashtags: at least one")
+        hashtags: list[Tag] = Field(
+            ...,
+            min_length=1,
+            description="a post teaches only through its "  # type: ignore[valid-type]
+            "hashtags: at least one",
+        )
         time: Annotated[float | None, BeforeValidator(_time)] = Field(
-            None, description="when it was posted: epoch seconds or ISO 8601 (no zone: UTC); absent: arrival")
+            None, description="when it was posted: epoch seconds or ISO 8601 (no zone: UTC); absent: arrival"
+        )
         user: str | None = Field(None, description="its author's id")
 
         def post(self) -> Post:
@@ -105,11 +114,19 @@ class Live:
     `Scorer.run`): learning and scoring never overlap.
     """
 
-    def __init__(self, model: Recommender, postlog: PostLog, on_model: Callable[[Callable[[], Any]], Awaitable[Any]],
-                 window_days: float | None = None, poll_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        model: Recommender,
+        postlog: PostLog,
+        on_model: Callable[[Callable[[], Any]], Awaitable[Any]],
+        window_days: float | None = None,
+        poll_s: float = 0.1,
+    ) -> None:
         if not model.learns_online:
-            raise ConfigError(f"--state: the {model.name} model cannot learn after training; serve a model that "
-                              "learns online (popularity, nb, knn, hknn, boost)")
+            raise ConfigError(
+                f"--state: the {model.name} model cannot learn after training; serve a model that "
+                "learns online (popularity, nb, knn, hknn, boost)"
+            )
         if window_days is not None and not (window_days > 0 and math.isfinite(window_days)):
             raise ConfigError(f"--window-days must be a positive number of days, got {window_days}")
         self.model, self.log, self.on_model = model, postlog, on_model
@@ -139,7 +156,7 @@ class Live:
             try:
                 rows = await loop.run_in_executor(None, self.log.read_after, self.position)
                 if rows:
-                    await self.on_model(lambda: learn_rows(self.model, rows))
+                    await self.on_model(partial(learn_rows, self.model, rows))
                 if self.window_s is not None and time.monotonic() - self._forgot_at > FORGET_EVERY_S:
                     await self.forget()
             except Exception:  # a bad moment (disk full, a model bug) must not stop learning for good
@@ -171,9 +188,13 @@ class Live:
 
     def stats(self) -> dict[str, Any]:
         """What the page and /model show: the log, how far this worker learned, the model's index size."""
-        return {"log_posts": self.log.count(), "log_last_id": self.log.last_id(), "learned_up_to": self.position,
-                "index_posts": index_size(self.model), "window_days": None if self.window_s is None
-                else self.window_s / DAY_S}
+        return {
+            "log_posts": self.log.count(),
+            "log_last_id": self.log.last_id(),
+            "learned_up_to": self.position,
+            "index_posts": index_size(self.model),
+            "window_days": None if self.window_s is None else self.window_s / DAY_S,
+        }
 
 
 def index_size(model: Recommender) -> int:
@@ -188,8 +209,9 @@ def check_bearer(header: str | None, token: str) -> None:
     """401 without a bearer token, 403 with a wrong one (compared in constant time)."""
     scheme, _, given = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
-        raise HTTPException(401, "send the ingest token as 'Authorization: Bearer <token>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "send the ingest token as 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"}
+        )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise HTTPException(403, "wrong ingest token")
 
@@ -215,13 +237,30 @@ def add_routes(app: Any, live: Live, token: str | None, max_text_chars: int, max
     """`POST /posts` (only with an ingest token) and `GET /trending` on `app`, served by this worker's `live`."""
     PostsRequest = post_models(max_text_chars, max_posts)
     if token is not None:
-        @app.post("/posts", response_model=Accepted, status_code=201,
-                  summary=f"Learn from up to {max_posts} published posts (ingest token required)",
-                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                      "schema": PostsRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
-                  responses={401: {"description": "no bearer token"}, 403: {"description": "wrong token"},
-                             422: {"description": "a bad post: the detail names its index and field; "
-                                   "nothing of the batch is logged"}})
+
+        @app.post(
+            "/posts",
+            response_model=Accepted,
+            status_code=201,
+            summary=f"Learn from up to {max_posts} published posts (ingest token required)",
+            openapi_extra={
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": PostsRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+                        }
+                    },
+                }
+            },
+            responses={
+                401: {"description": "no bearer token"},
+                403: {"description": "wrong token"},
+                422: {
+                    "description": "a bad post: the detail names its index and field; nothing of the batch is logged"
+                },
+            },
+        )
         async def posts(request: Request) -> Accepted:
             # The token first, the body after: a client without the token learns nothing about the schema
             check_bearer(request.headers.get("authorization"), token)
@@ -233,6 +272,8 @@ def add_routes(app: Any, live: Live, token: str | None, max_text_chars: int, max
             return Accepted(accepted=len(batch), last_id=await live.ingest(batch))
 
     @app.get("/trending", response_model=Trending, summary="Hashtags rising in the window, by post time")
-    def trending(window: Annotated[str, Query(description="90s, 30m, 1h, 7d")] = "1h",
-                 k: Annotated[int, Query(ge=1, le=100)] = 20) -> Trending:
+    def trending(
+        window: Annotated[str, Query(description="90s, 30m, 1h, 7d")] = "1h",
+        k: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> Trending:
         return Trending(window=window, hashtags=[Trend(**r) for r in rising(live.log, parse_duration(window), k)])
