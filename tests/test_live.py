@@ -50,6 +50,14 @@ def live(model_dir, tmp_path):
         yield client
 
 
+def _learned(client: httpx.Client, last_id: int, within_s: float = 5.0) -> dict:
+    """/model's live block once the worker learned up to `last_id` (it learns on its own, right after logging)."""
+    deadline = time.monotonic() + within_s
+    while (info := client.get("/model").json()["live"])["learned_up_to"] < last_id and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return info
+
+
 def test_ingest_needs_the_token_and_recommending_does_not(live):
     body = {"posts": _batch(1, "新话题")}
     assert live.post("/posts", json=body).status_code == 401
@@ -81,7 +89,7 @@ def test_a_bad_post_is_422_naming_its_index_and_field_and_nothing_is_logged(live
 def test_model_and_trending_report_the_log(live):
     live.post("/posts", json={"posts": _batch(5, "新冠疫苗", time_=1584489600)}, headers=AUTH)
     live.post("/posts", json={"posts": _batch(2, "武汉", time_=1584489600 - 3 * 3600)}, headers=AUTH)
-    info = live.get("/model").json()["live"]
+    info = _learned(live, 7)
     assert info["log_posts"] == 7 and info["log_last_id"] == 7 and info["index_posts"] == 307
     trends = live.get("/trending", params={"window": "1h", "k": 5}).json()
     assert trends["hashtags"][0] == {"hashtag": "新冠疫苗", "count": 5, "expected": 0.0, "score": 5.0}
