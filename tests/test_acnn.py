@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -348,3 +349,12 @@ def test_top_k_on_the_logits_equals_the_softmax_ranking(trained, weibo_sample):
     idx, vals = model._top_k(docs[:2], n_out + 3)
     assert idx.shape == (2, min(n_out + 3, len(model.labels_)))
     assert set(idx[0, n_out:]) == set(range(n_out, idx.shape[1])) and not vals[:, n_out:].any()
+
+
+def test_each_epoch_logs_a_line_with_its_time_and_what_is_left(weibo_sample, capsys):
+    from conftest import TINY_ACNN
+
+    create("acnn", **{**TINY_ACNN, "epochs": 2}).fit(weibo_sample["train"][:300], weibo_sample["dev"][:50])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("acnn epoch")]
+    assert len(lines) == 2 and all(re.search(r"\d+ s an epoch, at most \d+ s left$", line) for line in lines)
+    assert lines[1].endswith("at most 0 s left")

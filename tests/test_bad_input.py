@@ -124,3 +124,26 @@ def test_damaged_token_cache_is_rebuilt(tmp_path, monkeypatch):
     assert tokenize_many(texts, workers=1) == first
     with gzip.open(path, "rt", encoding="utf-8") as f:
         assert json.load(f) == first
+
+
+@pytest.mark.parametrize("k", [0, -1, 10**9])
+def test_evaluate_k_range(model_dir, small_split, capsys, k):
+    code, _, err = _run(["evaluate", "--model", model_dir, "--data", small_split, "-k", k], capsys)
+    assert code == 1 and ("k must be a positive integer" in err or "K at most 100" in err)
+
+
+@pytest.mark.parametrize("command", [["recommend", "x", "--model"], ["data", "stats"],
+                                     ["evaluate", "--model", "x", "--data"]])
+def test_os_error_is_a_message_naming_the_path(command, capsys):
+    name = "a" * 300  # longer than a file name may be: ENAMETOOLONG from the first stat
+    code, _, err = _run([*command, name], capsys)
+    assert code == 1 and f"hashrec: error: {name}" in err and "File name too long" in err
+
+
+@pytest.mark.parametrize("command", [["train"], ["serve"], ["evaluate"], ["data", "prepare"], ["compare"]])
+def test_help_shows_no_none_defaults_and_every_option_has_help(command, capsys):
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out
+    assert "TCP port to listen on" in out or command != ["serve"]

@@ -110,6 +110,15 @@ def test_trigger_words_are_highlighted_with_an_attention_model(browser, weibo_sa
         page.screenshot(path=str(ARTIFACTS / "compose-explain.png"), full_page=True)
 
 
+def test_model_details_are_a_table_not_raw_json(page):
+    page.get_by_text("model details").click()
+    table = page.locator("#model-table")
+    table.locator("tr").first.wait_for()
+    rows = dict(zip(table.locator("th").all_inner_texts(), table.locator("td").all_inner_texts()))
+    assert rows["name"] == MODEL and int(rows["labels"]) > 0 and "limits.max_k" in rows
+    assert "{" not in table.inner_text()
+
+
 def test_trending_hashtags_and_the_index_size_show_beside_the_compose_box(browser, small_split, tmp_path):
     from hashrec.data import Post
     from hashrec.postlog import PostLog

@@ -131,3 +131,76 @@ def test_fraction_and_stats(tmp_path, capsys):
     stats = json.loads(capsys.readouterr().out)
     assert stats["train"]["posts"] == 24 and stats["test"]["gold_seen_in_train"] == 1.0
     assert stats["train"]["hashtags_per_post"] == 1.0
+
+
+def _prepare_cli(path, out, capsys, *more) -> tuple[int, str, str]:
+    code = main(["data", "prepare", str(path), "--out", str(out), *map(str, more)])
+    stdout, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, stdout, err
+
+
+def test_prepare_says_what_it_dropped_and_why(tmp_path, capsys):
+    rows = [{"text": f"post {i} #t{i % 3}"} for i in range(30)] + [{"text": "post 1 #t1"}] * 4 \
+        + [{"text": "no tag at all"}] * 2 + [{"text": "#t1"}]
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + '\n{"text": broken\n', encoding="utf-8")
+    code, out, _ = _prepare_cli(path, tmp_path / "o", capsys)
+    assert code == 0 and "kept 30 of 38 rows read" in out
+    assert "dropped 4: duplicate text" in out and "dropped 2: no hashtag" in out and "dropped 1: empty text" in out
+    assert f"dropped 1: malformed row (first: {path} line 38: not valid JSON" in out
+
+
+def test_csv_as_excel_exports_it(tmp_path):
+    """Excel's "CSV UTF-8" (a byte-order mark) and a ';'-delimited file read as their comma form does."""
+    rows = ["text;hashtags", "hello, world;New York, NY|#b", "second post;"]
+    (tmp_path / "semi.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode())
+    (tmp_path / "tab.csv").write_text("\n".join(r.replace(";", "\t") for r in rows), encoding="utf-8")
+    want = [Post("hello, world", ("New York, NY", "b")), Post("second post", ())]
+    assert list(read_user_file(tmp_path / "semi.csv")) == list(read_user_file(tmp_path / "tab.csv")) == want
+
+
+def test_csv_hashtag_cells(tmp_path):
+    """`;` or `|` separate hashtags, a comma does not; `#a #b` and `#话题#` forms; an empty cell falls back
+    to the text's inline hashtags."""
+    path = tmp_path / "p.csv"
+    path.write_text('text,hashtags\none,"#a #b"\ntwo,#武汉# #加油#\nthree #inline,\n四 #疫情#,\n', encoding="utf-8")
+    assert [p.hashtags for p in read_user_file(path)] == [("a", "b"), ("武汉", "加油"), ("inline",), ("疫情",)]
+
+
+def test_csv_row_with_extra_cells_is_counted_or_named(tmp_path, capsys):
+    path = tmp_path / "p.csv"
+    path.write_text("text,hashtags\n" + "".join(f"post {i},t{i % 3}\n" for i in range(30))
+                    + "cut, short,t1\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 32: 3 cells, the header has 2"):
+        list(read_user_file(path))  # recommend --input: stops at the row, naming it
+    code, out, _ = _prepare_cli(path, tmp_path / "o", capsys)
+    assert code == 0 and "kept 30 of 31 rows read" in out and "dropped 1: malformed row" in out
+
+
+def test_prepare_time_and_user_fields(tmp_path, capsys):
+    path = tmp_path / "p.csv"
+    rows = [f"post {i},t{i % 3},2020-03-{1 + i % 28:02d},u{i % 5}" for i in range(30)]
+    path.write_text("body,tags,when,who\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    fields = ["--text-field", "body", "--hashtags-field", "tags", "--time-field", "when", "--user-field", "who"]
+    assert _prepare_cli(path, tmp_path / "o", capsys, *fields)[0] == 0
+    posts = load_split(tmp_path / "o", "train") + load_split(tmp_path / "o", "test")
+    assert all(p.time is not None and p.user.startswith("u") for p in posts)
+    path.write_text(path.read_text(encoding="utf-8").replace("2020-03-05", "5 March"), encoding="utf-8")
+    code, _, err = _prepare_cli(path, tmp_path / "o", capsys, *fields)
+    assert code == 1 and f"{path} line 6: time '5 March'" in err
+
+
+def test_hashtags_of_the_wrong_type_say_what_they_hold(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"text": "a", "hashtags": [1, 2]}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="a list of strings, got a list holding int"):
+        list(read_user_file(path))
+
+
+@pytest.mark.parametrize("option", ["--heldout", "--train-size"])
+def test_sizes_must_be_positive(tmp_path, capsys, option):
+    path = tmp_path / "p.jsonl"
+    path.write_text("\n".join(json.dumps({"text": f"post {i} #t{i % 3}"}) for i in range(30)), encoding="utf-8")
+    code, _, err = _prepare_cli(path, tmp_path / "o", capsys, option, -1)
+    assert code == 1 and f"{option} must be a positive number of posts, got -1" in err

@@ -37,7 +37,7 @@ def test_two_processes_match_single_process_quality(tmp_path):
     floor = create("popularity").fit(train).evaluate(dev, ks=(1,))[1].f1
     assert ddp >= 0.75 * single, f"dev F1@1 want >= 0.75 x single ({single:.4f}), is {ddp:.4f}"
     assert min(single, ddp) > floor, f"dev F1@1 want > popularity {floor:.4f}, is {single:.4f} / {ddp:.4f}"
-    # rank 0 alone wrote: one complete model directory and its checkpoint, nothing half-written
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "ddp.ckpt", "single", "single.ckpt"]
+    # rank 0 alone wrote: one complete model directory, nothing half-written, the checkpoint removed on success
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "single"]
     history = json.loads((tmp_path / "ddp" / "model.json").read_text())["trained_on"]["history"]
     assert len(history) == SETTINGS["epochs"]

@@ -42,6 +42,7 @@ def test_runs_each_seed_once_and_resumes(small_split, tmp_path, tiny_tables):
 def test_cli_rejects_unknown_tables_and_bad_records(small_split, tmp_path, tiny_tables, capsys):
     with pytest.raises(ConfigError, match="unknown table"):
         experiment.run(["nope"], small_split, tmp_path)
+    (tmp_path / ".hashrec").write_text('{"kind": "experiment"}')  # the folder an earlier experiment made
     (tmp_path / "results.jsonl").write_text('{"key": "x"}\nnot json\n')
     assert cli.main(["experiment", "a", "--data", str(small_split), "--out", str(tmp_path), "--seeds", "0"]) == 1
     assert "results.jsonl, line 2" in capsys.readouterr().err

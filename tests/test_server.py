@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import select
 import socket
 import subprocess
@@ -247,7 +248,32 @@ def test_oversized_streamed_body_is_413_once_past_the_limit(url):
 def test_oversized_body_is_413_for_httpx_too(client):
     limit = client.get("/model").json()["limits"]["max_body_bytes"]
     r = client.post("/recommend", content=b" " * (limit + 1), headers={"content-type": "application/json"})
-    assert r.status_code == 413
+    assert r.status_code == 413 and r.json() == {"detail": f"request body larger than {limit} bytes"}
+
+
+@pytest.mark.parametrize("path", ["/recommend", "/recommend/batch"])
+def test_lone_surrogate_is_refused_with_422_not_500(client, path):
+    body = '{"text": "\\ud800abc"}' if path == "/recommend" else '{"texts": ["\\ud800abc"]}'
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"]
+
+
+def test_lone_surrogate_reaching_the_model_from_python_is_answered(model):
+    assert len(api.recommend(model, ["\ud800abc 武汉加油"], k=2)[0]["hashtags"]) == 2
+
+
+def test_docs_page_loads_nothing_from_another_host(client):
+    page = client.get("/docs").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"|url: *[\'"]([^\'"]+)', page)
+    urls = [u for pair in assets for u in pair if u]
+    assert urls and not [u for u in urls if "://" in u or u.startswith("//")], urls
+    assert all(client.get(u).status_code == 200 for u in urls if u.startswith("/docs-static/"))
+    assert "swagger-ui-bundle.js" in page
+
+
+def test_favicon_is_served(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.content.startswith(b"<svg")
 
 
 def test_concurrent_requests_all_succeed_and_agree(url, model):

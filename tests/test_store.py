@@ -64,3 +64,4 @@ def test_atomic_files_get_the_mode_a_plain_write_would(saved, tmp_path):
     write_json(tmp_path / "r.json", {"a": 1})
     assert os.stat(tmp_path / "r.json").st_mode & 0o777 == 0o666 & ~_umask()
     assert os.stat(saved).st_mode & 0o777 == 0o777 & ~_umask()
+    assert os.stat(saved / "weights.safetensors").st_mode & 0o777 == 0o666 & ~_umask()  # safetensors makes 0600

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import jieba
 import pytest
@@ -35,3 +36,12 @@ def test_tokens_agree_with_jieba_on_weibo_posts(weibo_sample, with_jieba):
 def test_joined_latin_words_split_as_jieba_splits_them(text, with_jieba):
     assert tokens.segment(text) == jieba.lcut(text)
     assert tokens.tokenize(text) == with_jieba([text])[0]
+
+
+def test_progress_in_a_log_is_one_line_with_its_time(capsys):
+    """stderr not a terminal (pytest captures it): no bar, one line when the stage ends."""
+    from hashrec.tokens import tokenize_parallel
+
+    docs = tokenize_parallel([f"post {i} 武汉" for i in range(300)], workers=1, progress=True)
+    err = capsys.readouterr().err
+    assert len(docs) == 300 and re.fullmatch(r"tokenize: \d+ chunks in \d+\.\d s\n", err), err

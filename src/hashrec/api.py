@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,6 +15,7 @@ from hashrec.errors import DataError
 from hashrec.metrics import Scores, report
 from hashrec.models import create
 from hashrec.models.base import Recommender, check_k, check_texts
+from hashrec.store import MARKER, MODEL, check_output_dir, claim_output_dir
 
 
 def load(path: str | Path) -> Recommender:
@@ -26,30 +28,52 @@ def _model(model: Recommender | str | Path) -> Recommender:
 
 
 def train(model: str, data: str | Path, out: str | Path | None = None, *,
-          params: dict[str, Any] | None = None, resume: bool = False) -> Recommender:
+          params: dict[str, Any] | None = None, resume: bool = False,
+          keep_checkpoint: bool = False) -> Recommender:
     """Fit recommender `model` on the split directory `data` (train; dev for selection), score dev, save.
 
     `params` override the model's defaults: the fields of its config dataclass (e.g.
     `hashrec.models.acnn.ACNNConfig`); an unknown name is refused with the list of valid ones.
-    With `out`, the model is saved there; neural models also keep per-epoch checkpoints beside
-    it (`OUT.ckpt/`) and `resume=True` continues from the last one.
+    With `out` (checked before any work: an absent path, an empty folder or an earlier model,
+    never the data or a model this one reads), the model is saved there; neural models also keep
+    per-epoch checkpoints beside it (`OUT.ckpt/`), removed on success unless `keep_checkpoint`,
+    and `resume=True` continues from the last one.
     """
     rec = create(model, **(params or {}))
+    checkpoint = None
+    if out is not None:
+        out = check_output_dir(out, MODEL, inputs=[data, *_model_inputs(params or {})])
+        checkpoint = claim_output_dir(out.with_name(out.name + ".ckpt"), "train checkpoint")
     train_posts = load_split(data, "train")
     try:
         dev_posts: list[Post] | None = load_split(data, "dev")
     except DataError:
         dev_posts = None
     rec.trained_on_ = {"data": str(data)}
-    if out is not None:
-        rec.checkpoint_dir = Path(str(out) + ".ckpt")
+    rec.checkpoint_dir = checkpoint
     rec.resume = resume
-    rec.fit(train_posts, dev_posts)
+    try:
+        rec.fit(train_posts, dev_posts)
+    finally:
+        if checkpoint is not None and _only_marker(checkpoint):  # a model that keeps no checkpoints
+            shutil.rmtree(checkpoint, ignore_errors=True)
     if dev_posts:
         rec.metrics_ = {"dev": {f"F1@{k}": s.f1 for k, s in rec.evaluate(dev_posts).items()}}
     if out is not None and _is_main_process():
         rec.save(out)
+        if not keep_checkpoint:
+            shutil.rmtree(checkpoint, ignore_errors=True)
     return rec
+
+
+def _model_inputs(params: dict[str, Any]) -> list[str]:
+    """The saved models a model reads by path (boost's and hknn's base, boost's scorers): never an --out."""
+    paths = [params.get("base"), params.get("scorers")]
+    return [str(p) for value in paths if value for p in ((value,) if isinstance(value, (str, Path)) else value)]
+
+
+def _only_marker(folder: Path) -> bool:
+    return [p.name for p in folder.iterdir()] == [MARKER] if folder.is_dir() else False
 
 
 def _is_main_process() -> bool:

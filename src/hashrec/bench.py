@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from hashrec.data import load_split
 from hashrec.errors import HashrecError
-from hashrec.store import atomic_open, write_json
+from hashrec.store import atomic_open, claim_output_dir, write_json
 from hashrec.tokens import tokenize_many, tokenize_parallel
 
 K = 5  # hashtags per post in every inference measurement (the CLI's default)
@@ -502,6 +502,7 @@ def bench(data: str | Path, en_data: str | Path, *, quick: bool = False,
     `params` override the model's hyperparameters (on top of the quick plan's in quick mode);
     `train_budget` caps the model's fit in seconds (default 480, quick 60).
     """
+    out = None if out is None else claim_output_dir(out, "bench", inputs=[data, en_data])  # before the work
     plan = QUICK if quick else FULL
     plan = dataclasses.replace(plan, acnn={**plan.acnn, **(params or {})},
                                train_budget=train_budget or plan.train_budget)
@@ -525,7 +526,7 @@ def bench(data: str | Path, en_data: str | Path, *, quick: bool = False,
                 os.environ["HASHREC_CACHE"] = saved_cache
     machine["load_end"] = os.getloadavg()
     if out is not None:
-        write_report(Path(out), rows, machine)
+        write_report(out, rows, machine)
     return rows
 
 

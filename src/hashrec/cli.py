@@ -13,19 +13,23 @@ from typing import Callable, Iterator
 from hashrec import __version__, api
 from hashrec.bench import bench, format_rows
 from hashrec.config import parse_overrides, read_preset
-from hashrec.data import format_stats, read_user_file, split_stats
-from hashrec.errors import HashrecError
+from hashrec.data import Tally, format_stats, read_user_file, split_stats
+from hashrec.errors import ConfigError, HashrecError
 from hashrec.metrics import format_table
 from hashrec.models import MODELS, STACKED
+from hashrec.models.base import check_k
 
 Command = Callable[[argparse.Namespace], None]
 
 
 def _cmd_prepare(a: argparse.Namespace) -> None:
+    tally = Tally()
     counts = api.prepare(a.dataset, a.out, source=a.source, train_size=a.train_size, heldout=a.heldout,
-                         fraction=a.fraction, seed=a.seed, by_time=a.by_time, **({} if a.source else {
+                         fraction=a.fraction, seed=a.seed, by_time=a.by_time, tally=tally, **({} if a.source else {
                              "style": a.hashtag_style, "text_field": a.text_field,
-                             "hashtags_field": a.hashtags_field}))
+                             "hashtags_field": a.hashtags_field, "time_field": a.time_field,
+                             "user_field": a.user_field}))
+    print(tally.summary())
     print(f"wrote {a.out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
@@ -35,12 +39,17 @@ def _cmd_train(a: argparse.Namespace) -> None:
         params["base"] = str(a.base[0]) if len(a.base) == 1 else tuple(str(b) for b in a.base)
     if a.scorer:
         params["scorers"] = tuple(str(s) for s in a.scorer)
-    model = api.train(a.model, a.data, a.out, params=params, resume=a.resume)
+    model = api.train(a.model, a.data, a.out, params=params, resume=a.resume, keep_checkpoint=a.keep_checkpoint)
     dev = model.metrics_.get("dev", {})
     print(f"saved {a.model} to {a.out}" + (f"; dev F1@1 {dev['F1@1']:.4f}" if dev else ""))
 
 
+MAX_EVAL_K = 100  # evaluate prints a row per k; beyond this the table says nothing more
+
+
 def _cmd_evaluate(a: argparse.Namespace) -> None:
+    if check_k(a.k) > MAX_EVAL_K:
+        raise ConfigError(f"-k {a.k}: evaluate reports k = 1..K, one row each; K at most {MAX_EVAL_K}")
     if a.json:
         print(json.dumps(api.evaluate_report(a.model, a.data, ks=range(1, a.k + 1)), indent=1))
     else:
@@ -49,7 +58,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> None:
 
 def _read_texts(a: argparse.Namespace) -> Iterator[str]:
     """Posts from the arguments, standard input (one a line) or a file in any format data prepare reads."""
-    if a.input == "-":
+    if str(a.input) == "-":
         yield from (line.rstrip("\r\n") for line in sys.stdin)
     elif a.input:
         yield from (post.text for post in read_user_file(a.input))
@@ -146,8 +155,22 @@ def _cmd_experiment(a: argparse.Namespace) -> None:
     print(f"wrote {', '.join(f'{a.out}/{t}.md' for t in a.tables)} (and .csv, .png)")
 
 
+def _path(value: str) -> Path:
+    """A path argument; a NUL byte (possible only when main() is called from Python) is a usage error."""
+    if "\x00" in value:
+        raise argparse.ArgumentTypeError(f"{value!r}: a path cannot hold a NUL byte")
+    return Path(value)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except where it has none (required options, unset ones)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _HelpFormatter
     p = argparse.ArgumentParser(prog="hashrec", formatter_class=fmt, description=(
         "Recommend hashtags for microblog posts. Typical run: `hashrec data prepare` a split directory, "
         "`hashrec train` a model on it, `hashrec evaluate` it (P@k R@k F1@k), `hashrec recommend` for new posts."))
@@ -159,9 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Make a split directory (train/dev/test.jsonl.gz). DATASET is a known dataset "
                          "(weibo-covid19, tweeteval, weibo-hashtaggen; give --source) or your own .jsonl/.csv/.txt "
                          "file (optionally .gz). Known datasets reproduce ../shared/benchmarks exactly.")
-    pr.add_argument("dataset", metavar="DATASET")
-    pr.add_argument("--source", type=Path, help="folder of a known dataset, e.g. ../shared/data/weibo-covid19")
-    pr.add_argument("--out", type=Path, required=True, help="split directory to write")
+    pr.add_argument("dataset", metavar="DATASET", type=_path)
+    pr.add_argument("--source", type=_path, help="folder of a known dataset, e.g. ../shared/data/weibo-covid19")
+    pr.add_argument("--out", type=_path, required=True, help="split directory to write")
     pr.add_argument("--train-size", type=int, help="keep only the first N training posts (weibo: 100000)")
     pr.add_argument("--heldout", type=int, help="dev and test size each (default: weibo-covid19 10000, else --fraction)")
     pr.add_argument("--fraction", type=float, default=0.1, help="dev and test share each, when --heldout is not given")
@@ -172,12 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="own files: #topic# (weibo) or #tag (twitter); auto picks weibo for Chinese text")
     pr.add_argument("--text-field", default="text", help="own files: the text field or column")
     pr.add_argument("--hashtags-field", default="hashtags",
-                    help="own files: the hashtags field (list in JSONL, ';'-separated in CSV); absent = extract from text")
+                    help="own files: the hashtags field (a list in JSONL; in CSV tags separated by ';' or '|'); "
+                    "absent or empty = extract from the text")
+    pr.add_argument("--time-field", default="time",
+                    help="own files: when each post was made (ISO 8601 or epoch seconds); absent = undated")
+    pr.add_argument("--user-field", default="user", help="own files: each post's author id; absent = unknown")
     pr.set_defaults(func=_cmd_prepare)
     st = data.add_parser("stats", formatter_class=fmt, help="what a split directory holds",
                          description="Posts, distinct hashtags, hashtags per post, how many test gold hashtags "
                          "occur in train, and text lengths, per split.")
-    st.add_argument("data", type=Path, metavar="DIR", help="split directory")
+    st.add_argument("data", type=_path, metavar="DIR", help="split directory")
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(func=_cmd_stats)
 
@@ -185,30 +212,33 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train MODEL on DATA/train (DATA/dev selects the best epoch and is scored), "
                         "save it to OUT. Models: " + ", ".join(MODELS) + ".")
     tr.add_argument("--model", required=True, choices=list(MODELS), metavar="MODEL", help="one of: " + ", ".join(MODELS))
-    tr.add_argument("--data", type=Path, required=True, help="split directory (train and dev)")
-    tr.add_argument("--out", type=Path, required=True, help="model directory to write")
-    tr.add_argument("--config", type=Path, help='JSON file of hyperparameters, e.g. {"epochs": 4, "lr": 0.005}; --set overrides it')
+    tr.add_argument("--data", type=_path, required=True, help="split directory (train and dev)")
+    tr.add_argument("--out", type=_path, required=True, help="model directory to write")
+    tr.add_argument("--config", type=_path,
+                    help='JSON file of hyperparameters, e.g. {"epochs": 4, "lr": 0.005}; --set overrides it')
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyperparameter, e.g. --set delta=0.7 --set 'windows=(1,2)'")
-    tr.add_argument("--base", type=Path, action="append", default=[],
+    tr.add_argument("--base", type=_path, action="append", default=[],
                     help="boost: the trained model whose candidates it re-ranks; hknn: a trained network (acnn, "
                     "cnn, attention) whose h it compares posts by (repeatable: the views' cosines are averaged)")
-    tr.add_argument("--scorer", type=Path, action="append", default=[],
+    tr.add_argument("--scorer", type=_path, action="append", default=[],
                     help="boost: a trained model whose scores become features (repeatable)")
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT.ckpt/")
+    tr.add_argument("--keep-checkpoint", action="store_true",
+                    help="keep OUT.ckpt/ (acnn, cnn, attention: the last epoch's state) after a successful run")
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", formatter_class=fmt, help="P@k R@k F1@k of a model (paper Eq. 11)")
-    ev.add_argument("--model", type=Path, required=True, help="model directory")
-    ev.add_argument("--data", type=Path, required=True, help="split file, or split directory (its test split)")
-    ev.add_argument("-k", type=int, default=5, help="report k = 1..K")
+    ev.add_argument("--model", type=_path, required=True, help="model directory")
+    ev.add_argument("--data", type=_path, required=True, help="split file, or split directory (its test split)")
+    ev.add_argument("-k", type=int, default=5, help=f"report k = 1..K (K at most {MAX_EVAL_K})")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.set_defaults(func=_cmd_evaluate)
 
     rc = sub.add_parser("recommend", formatter_class=fmt, help="hashtags for new posts")
     rc.add_argument("text", nargs="*", help="posts (or use --input)")
-    rc.add_argument("--model", type=Path, required=True, help="model directory")
-    rc.add_argument("--input", help="file with one post a line; - reads standard input")
+    rc.add_argument("--model", type=_path, required=True, help="model directory")
+    rc.add_argument("--input", type=_path, help="file with one post a line; - reads standard input")
     rc.add_argument("-k", type=int, default=5, help="hashtags per post")
     rc.add_argument("--explain", action="store_true", help="also show the trigger words the attention kept")
     rc.add_argument("--json", action="store_true", help="one JSON object per post")
@@ -226,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", formatter_class=fmt, help="HTTP API and compose page (docs at /docs)",
                         description="Serve MODEL over HTTP: POST /recommend, POST /recommend/batch, GET /model, "
                         "GET /health, the OpenAPI docs at /docs and a compose page at /.")
-    sv.add_argument("--model", type=Path, required=True, help="model directory")
+    sv.add_argument("--model", type=_path, required=True, help="model directory")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     sv.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model; the "
                     "connections are handed to them in turn (2 on a 2-core machine: docs/PERFORMANCE-serve.md)")
     sv.add_argument("--max-batch", type=int, default=64, help="most posts in one /recommend/batch request")
@@ -253,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Measure tokenisation, training (time to fastText's dev F1@1), batch and "
                         "single-post inference against fastText's predict, peak memory and the achieved "
                         "fraction of matmul peak, in one run; see docs/PERFORMANCE.md.")
-    bn.add_argument("--data", type=Path, required=True,
+    bn.add_argument("--data", type=_path, required=True,
                     help="split directory (train and dev) for the model, e.g. data/sample/weibo")
-    bn.add_argument("--en-data", type=Path, required=True,
+    bn.add_argument("--en-data", type=_path, required=True,
                     help="split directory for the English tokenizer, e.g. data/sample/tweeteval")
     bn.add_argument("--model", default="acnn", choices=["acnn", "cnn", "attention"],
                     help="the ACNN or one of its ablations")
@@ -263,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--threads", type=int, default=2, help="torch, fastText and tokenizer pool threads")
     bn.add_argument("--train-budget", type=float, help="seconds of model fit before it is stopped (default 480, quick 30)")
     bn.add_argument("--quick", action="store_true", help="smoke run: 1,000 posts, a small model, short timings")
-    bn.add_argument("--out", type=Path, help="folder for bench.json and bench.md")
+    bn.add_argument("--out", type=_path, help="folder for bench.json and bench.md")
     bn.set_defaults(func=_cmd_bench)
 
     cp = sub.add_parser("compare", formatter_class=fmt, help="train and score several models (the paper's Table 1)",
@@ -271,10 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "DATA/test (P@k R@k F1@k, k = 1..5) and time it; write OUT/table.md, OUT/scores.csv, "
                         "OUT/f1_at_k.png and the models under OUT/models/. A failing model is reported and "
                         "the others continue.")
-    cp.add_argument("--data", type=Path, required=True, help="split directory (train, dev, test)")
+    cp.add_argument("--data", type=_path, required=True, help="split directory (train, dev, test)")
     cp.add_argument("--models", help="comma-separated, e.g. nb,lda,ibm1,knn,fasttext,acnn (default: all "
                     "registered except " + " and ".join(STACKED) + ", which need --base): " + ", ".join(MODELS))
-    cp.add_argument("--out", type=Path, required=True, help="folder for the report and the models")
+    cp.add_argument("--out", type=_path, required=True, help="folder for the report and the models")
     cp.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
                     help="override one model's hyperparameter, e.g. --set nb.alpha=0.5")
     cp.add_argument("--reuse", action="store_true", help="load models already saved in OUT/models/ instead of retraining")
@@ -289,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "OUT/results.jsonl are not repeated: rerun the same command to resume. Tables: "
                         + "; ".join(f"{t}: " + ", ".join(label for label, _, _ in rows) for t, rows in TABLES.items()))
     ex.add_argument("tables", nargs="+", choices=list(TABLES), metavar="TABLE", help=", ".join(TABLES))
-    ex.add_argument("--data", type=Path, required=True, help="split directory (train, dev, test)")
-    ex.add_argument("--out", type=Path, required=True, help="folder for results.jsonl and the reports")
+    ex.add_argument("--data", type=_path, required=True, help="split directory (train, dev, test)")
+    ex.add_argument("--out", type=_path, required=True, help="folder for results.jsonl and the reports")
     ex.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per seed for each network row")
     ex.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a hyperparameter of every network row, e.g. --set epochs=5")
@@ -314,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a path the checks could not foresee: a full disk, a folder that vanished
+        where = ", ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        print(f"hashrec: error: {where + ': ' if where else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,7 +22,7 @@ from hashrec.data import load_split
 from hashrec.errors import ConfigError
 from hashrec.metrics import Scores
 from hashrec.models import MODELS
-from hashrec.store import atomic_open, write_json
+from hashrec.store import atomic_open, claim_output_dir, write_json
 
 # F1@1 on the paper's Weibo crawl (Gong & Zhang 2016, Table 1); docs/paper.md §6.
 PAPER_F1 = {"nb": 0.203, "lda": 0.062, "ibm1": 0.220, "topicwa": 0.292, "ttm": 0.364,
@@ -100,11 +100,12 @@ def compare(data: str | Path, models: Sequence[str], out: str | Path, *,
     """Train and score each of `models` on split directory `data`; write the report into `out`.
 
     `overrides` are `MODEL.KEY: value` hyperparameters; with `reuse`, a model already saved in
-    OUT/models/NAME is loaded instead of retrained. Returns the results in the order given.
+    OUT/models/NAME is loaded instead of retrained. `out` must be new, empty or a folder compare made.
+    Returns the results in the order given.
     """
     models = check_models(models)
     params = split_params(overrides or {}, models)
-    data, out = Path(data), Path(out)
+    data, out = Path(data), claim_output_dir(out, "compare", inputs=[data])
     test = load_split(data, "test")
     previous_file = out / "results.json"
     previous = json.loads(previous_file.read_text(encoding="utf-8")).get("methods", {}) \

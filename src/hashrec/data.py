@@ -14,13 +14,14 @@ import json
 import math
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal
 
 from hashrec.errors import DataError
-from hashrec.store import atomic_open
+from hashrec.store import atomic_open, check_output_dir, claim_output_dir
 
 SPLITS = ("train", "dev", "test")
 WEIBO_TAG = re.compile(r"#([^#\n]{1,40}?)#")
@@ -30,6 +31,7 @@ TWITTER_TAG = re.compile(r"(?:(?<=\s)|^)#(\w+)(?!…|\w)")
 TWITTER_TAG_SPAN = re.compile(r"#\w+…?")
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 HashtagStyle = Literal["weibo", "twitter", "auto"]
+PREPARE = "data prepare"  # the kind of folder data prepare makes (hashrec.store.claim_output_dir)
 
 
 @dataclass(frozen=True)
@@ -184,14 +186,17 @@ def read_weibo_hashtaggen(source: str | Path) -> Iterator[Post]:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line), decoded line by line so that a bad byte is reported with its line."""
+    """(line number, line), decoded line by line so that a bad byte is reported with its line.
+
+    A byte-order mark at the start (Excel's "CSV UTF-8") is dropped.
+    """
     opener = gzip.open if path.name.endswith(".gz") else open
     n = 0
     try:
         with opener(path, "rb") as f:
             for n, raw in enumerate(f, 1):
                 try:
-                    yield n, raw.decode("utf-8")
+                    yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
                 except UnicodeDecodeError:
                     raise DataError(f"{path} line {n}: not valid UTF-8; re-encode the file as UTF-8 "
                                     "(e.g. `iconv -f GB18030 -t UTF-8`)") from None
@@ -200,17 +205,50 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _check_hashtags(value: object, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+    if not isinstance(value, list):
         raise DataError(f"{where}: 'hashtags' must be a list of strings, got {type(value).__name__}")
+    odd = next((t for t in value if not isinstance(t, str)), None)
+    if odd is not None:
+        raise DataError(f"{where}: 'hashtags' must be a list of strings, got a list holding {type(odd).__name__}")
     return _unique(t.strip().lstrip("#").strip() for t in value)
+
+
+Malformed = Callable[[DataError], None]  # told of a row that is not one post; None: such a row is an error
+
+
+def _malformed(error: DataError, on_malformed: Malformed | None) -> None:
+    """Skip a row that is not one post if the caller counts them (data prepare); else stop at it."""
+    if on_malformed is None:
+        raise error
+    on_malformed(error)
+
+
+def split_hashtag_cell(cell: str) -> tuple[str, ...]:
+    """A CSV hashtags cell: tags separated by `;` or `|` (a comma is part of a tag), each optionally
+    `#tag` or `#topic#`; a part made only of such forms (`#a #b`, `#武汉# #加油#`) holds several.
+
+    >>> split_hashtag_cell("New York, NY; #b|#武汉加油#"), split_hashtag_cell("#a #b")
+    (('New York, NY', 'b', '武汉加油'), ('a', 'b'))
+    """
+    tags: list[str] = []
+    for part in re.split(r"[;|]", cell):
+        part = part.strip()
+        if re.fullmatch(r"(#[^#]+#\s*)+", part):
+            tags += WEIBO_TAG.findall(part)
+        elif re.fullmatch(r"(#\S+\s*){2,}", part):
+            tags += [word.lstrip("#") for word in part.split()]
+        else:
+            tags.append(part.lstrip("#"))  # "C#" keeps its '#'; "#topic#" is the form above
+    return _unique(t.strip() for t in tags)
 
 
 def read_jsonl(path: str | Path, *, text_field: str = "text", hashtags_field: str = "hashtags",
                style: HashtagStyle = "auto", require_hashtags_field: bool = False, time_field: str = "time",
-               user_field: str = "user") -> Iterator[Post]:
+               user_field: str = "user", on_malformed: Malformed | None = None) -> Iterator[Post]:
     """JSON Lines posts; without a hashtags field, hashtags are extracted from (and removed from) the text.
 
     The optional `time_field` (ISO 8601 or epoch seconds) and `user_field` fill `Post.time` and `Post.user`.
+    A line that is not one post (invalid JSON, no string text) goes to `on_malformed`, or is an error.
     """
     path = Path(path)
     for n, line in _lines(path):
@@ -219,11 +257,13 @@ def read_jsonl(path: str | Path, *, text_field: str = "text", hashtags_field: st
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {n}: not valid JSON ({e.msg}); each line must be one "
-                            '{"text": ..., "hashtags": [...]} object') from None
+            _malformed(DataError(f"{path} line {n}: not valid JSON ({e.msg}); each line must be one "
+                                 '{"text": ..., "hashtags": [...]} object'), on_malformed)
+            continue
         if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
-            raise DataError(f"{path} line {n}: expected an object with a string {text_field!r} field, "
-                            f"got {line.strip()[:80]!r}")
+            _malformed(DataError(f"{path} line {n}: expected an object with a string {text_field!r} field, "
+                                 f"got {line.strip()[:80]!r}"), on_malformed)
+            continue
         extra = post_fields(obj, f"{path} line {n}", time_field, user_field)
         if hashtags_field in obj:
             yield Post(" ".join(obj[text_field].split()), _check_hashtags(obj[hashtags_field], f"{path} line {n}"),
@@ -235,24 +275,46 @@ def read_jsonl(path: str | Path, *, text_field: str = "text", hashtags_field: st
 
 
 def read_csv(path: str | Path, *, text_field: str = "text", hashtags_field: str = "hashtags",
-             style: HashtagStyle = "auto", time_field: str = "time", user_field: str = "user") -> Iterator[Post]:
-    """CSV with a header; the optional hashtags column holds tags separated by `;` or `,`; optional
-    `time_field` and `user_field` columns as in `read_jsonl`."""
+             style: HashtagStyle = "auto", time_field: str = "time", user_field: str = "user",
+             on_malformed: Malformed | None = None) -> Iterator[Post]:
+    """CSV with a header, delimited by `,`, `;` or a tab: whichever the header line uses (csv.Sniffer;
+    a one-column header reads as `,`). The optional hashtags column is split by `split_hashtag_cell`;
+    where it is absent or its cell empty, hashtags are extracted from the text. Optional `time_field`
+    and `user_field` columns as in `read_jsonl`. A row whose cells do not match the header goes to
+    `on_malformed`, or is an error.
+    """
     path = Path(path)
     lines = (line for _, line in _lines(path))
-    reader = csv.DictReader(lines)
-    header = reader.fieldnames or []
+    first = next(lines, "")
+    try:
+        delimiter = csv.Sniffer().sniff(first, delimiters=",;\t").delimiter
+    except csv.Error:  # one column: nothing to tell the delimiter by
+        delimiter = ","
+    reader = csv.reader(_chain(first, lines), delimiter=delimiter)
+    header = next(reader, [])
     if text_field not in header:
         raise DataError(f"{path} line 1: no {text_field!r} column (header: {header}); "
                         "name the text column with --text-field")
-    for row in reader:
-        text = row.get(text_field) or ""
-        extra = post_fields(row, f"{path} line {reader.line_num}", time_field, user_field)
-        if hashtags_field in header:
-            tags = _unique(t.strip().lstrip("#").strip() for t in re.split(r"[;,]", row.get(hashtags_field) or ""))
+    for cells in reader:
+        where = f"{path} line {reader.line_num}"
+        if not cells:
+            continue
+        if len(cells) != len(header):
+            _malformed(DataError(f"{where}: {len(cells)} cells, the header has {len(header)} (an unquoted "
+                                 f"{delimiter!r} in a cell?); quote the cell or fix the row"), on_malformed)
+            continue
+        row = dict(zip(header, cells))
+        text, extra = row[text_field], post_fields(row, where, time_field, user_field)
+        tags = split_hashtag_cell(row.get(hashtags_field) or "")
+        if tags:
             yield Post(" ".join(text.split()), tags, **extra)
         else:
             yield dataclasses.replace(extract(text, style), **extra)
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
 
 
 def read_txt(path: str | Path, *, style: HashtagStyle = "auto", **_: object) -> Iterator[Post]:
@@ -286,12 +348,45 @@ DEFAULT_HELDOUT = {"weibo-covid19": 10_000}
 
 # ---------------------------------------------------------------------------- splits
 
-def clean(posts: Iterable[Post]) -> list[Post]:
-    """Drop posts with empty text or no hashtag, and repeats of an earlier post's text."""
+@dataclass
+class Tally:
+    """What `prepare` did with the rows it read: how many, and how many it dropped for each reason."""
+
+    read: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)  # the first row dropped for each reason
+
+    def drop(self, reason: str, example: str = "") -> None:
+        self.dropped[reason] += 1
+        self.examples.setdefault(reason, example)
+
+    def malformed(self, error: DataError) -> None:
+        self.read += 1
+        self.drop("malformed row", str(error))
+
+    def summary(self) -> str:
+        kept = self.read - sum(self.dropped.values())
+        lines = [f"kept {kept:,} of {self.read:,} rows read"]
+        for reason, n in self.dropped.most_common():
+            example = self.examples[reason]
+            lines.append(f"  dropped {n:,}: {reason}" + (f" (first: {example})" if example else ""))
+        return "\n".join(lines)
+
+
+def clean(posts: Iterable[Post], tally: Tally | None = None) -> list[Post]:
+    """Drop posts with empty text or no hashtag, and repeats of an earlier post's text (counted in `tally`)."""
+    tally = tally if tally is not None else Tally()
     seen: set[str] = set()
     kept = []
     for post in posts:
-        if post.text and post.hashtags and post.text not in seen:
+        tally.read += 1
+        if not post.text:
+            tally.drop("empty text")
+        elif not post.hashtags:
+            tally.drop("no hashtag", post.text[:60])
+        elif post.text in seen:
+            tally.drop("duplicate text", post.text[:60])
+        else:
             seen.add(post.text)
             kept.append(post)
     return kept
@@ -306,6 +401,9 @@ def split(posts: list[Post], *, heldout: int | None = None, fraction: float = 0.
     test the latest: the realistic setting, where new hashtags keep appearing.
     """
     posts = list(posts)
+    for option, value in (("--heldout", heldout), ("--train-size", train_size)):
+        if value is not None and value < 1:
+            raise DataError(f"{option} must be a positive number of posts, got {value}")
     if not 0 < fraction < 0.5:
         raise DataError(f"--fraction must be in (0, 0.5): the share of posts for dev and for test each, got {fraction}")
     n = heldout if heldout is not None else math.floor(len(posts) * fraction + 1e-9)  # 0.1: n // 10
@@ -345,29 +443,35 @@ def write_jsonl(path: str | Path, posts: Iterable[Post]) -> None:
 
 def prepare(name_or_file: str | Path, out: str | Path, *, source: str | Path | None = None,
             train_size: int | None = None, heldout: int | None = None, fraction: float = 0.1,
-            seed: int = 0, by_time: bool = False, **read_options: object) -> dict[str, int]:
+            seed: int = 0, by_time: bool = False, tally: Tally | None = None, **read_options: object) -> dict[str, int]:
     """Make a split directory from a known dataset (`source` = its folder) or a user's file.
 
-    Returns the number of posts in each split. Known names: weibo-covid19, tweeteval, weibo-hashtaggen.
-    `by_time` (weibo-covid19 only) reads the days in date order and tests on the latest posts.
+    Returns the number of posts in each split; `tally` (if given) counts the rows read and those
+    dropped, by reason. `out` is checked before reading (`claim_output_dir`: absent, empty, or made
+    by data prepare). Known names: weibo-covid19, tweeteval, weibo-hashtaggen. `by_time`
+    (weibo-covid19 only) reads the days in date order and tests on the latest posts.
     """
     name = str(name_or_file)
+    tally = tally if tally is not None else Tally()
     if by_time and name != "weibo-covid19":
         raise DataError("--by-time needs dated posts: only the weibo-covid19 dataset has them")
+    if name in DATASETS and source is None:
+        raise DataError(f"dataset {name!r} needs --source PATH (e.g. ../shared/data/{name})")
+    inputs = [source] if name in DATASETS else [name]
+    check_output_dir(out, PREPARE, inputs)
     if name in DATASETS:
-        if source is None:
-            raise DataError(f"dataset {name!r} needs --source PATH (e.g. ../shared/data/{name})")
         raw = read_weibo_covid19(source, chronological=True) if by_time else DATASETS[name](source)
-        posts = clean(raw)
+        posts = clean(raw, tally)
         heldout = heldout if heldout is not None else DEFAULT_HELDOUT.get(name)
     else:
-        posts = clean(read_user_file(name, **read_options))
+        posts = clean(read_user_file(name, on_malformed=tally.malformed, **read_options), tally)
     if not posts:
-        raise DataError(f"{name}: not a single post with both text and a hashtag; check the hashtag "
-                        "style (--hashtag-style weibo|twitter) or the hashtags field")
+        raise DataError(f"{name}: not a single post with both text and a hashtag ({tally.summary()}); check "
+                        "the hashtag style (--hashtag-style weibo|twitter) or the hashtags field")
     splits = split(posts, heldout=heldout, fraction=fraction, seed=seed, train_size=train_size, by_time=by_time)
+    out = claim_output_dir(out, PREPARE, inputs)
     for part, items in splits.items():
-        write_jsonl(Path(out) / f"{part}.jsonl.gz", items)
+        write_jsonl(out / f"{part}.jsonl.gz", items)
     return {part: len(items) for part, items in splits.items()}
 
 

@@ -19,3 +19,7 @@ class NotFittedError(HashrecError, RuntimeError):
 
 class ModelFileError(HashrecError):
     """A saved model directory is missing, corrupted, of another version or unsafe."""
+
+
+class OutputError(HashrecError):
+    """An output path is a file, a folder hashrec did not make, or cannot be written."""

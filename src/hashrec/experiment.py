@@ -26,7 +26,7 @@ from hashrec.compare import KS, PAPER_F1, plot_at_k
 from hashrec.data import load_split
 from hashrec.errors import ConfigError
 from hashrec.models import MODELS, create, model_class
-from hashrec.store import atomic_open
+from hashrec.store import atomic_open, claim_output_dir
 
 Row = tuple[str, str, dict[str, Any]]
 NETS = (("CNN", "cnn"), ("Attention", "attention"), ("CNN+Attention", "acnn"))
@@ -107,8 +107,7 @@ def run(tables: Sequence[str], data: str | Path, out: str | Path, *, seeds: Sequ
     unknown = [t for t in tables if t not in TABLES]
     if unknown or not tables:
         raise ConfigError(f"unknown table(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(TABLES)}")
-    data, out = Path(data), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    data, out = Path(data), claim_output_dir(out, "experiment", inputs=[data])  # new, empty or an experiment's
     results = out / "results.jsonl"
     records = read_records(results)
     limits = (n_train, n_dev)

@@ -12,10 +12,12 @@ import hashlib
 import json
 import os
 import re
+import sys
+import time
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from hashrec.data import CJK
 from hashrec.store import atomic_open
@@ -29,6 +31,7 @@ WORD_CHAR = re.compile(r"[^\W_]")  # the characters str.isalnum accepts, found i
 # jieba's split of the text between dictionary words that are not Chinese (finalseg's re_skip)
 JIEBA_NON_HAN = re.compile(r"[a-zA-Z0-9]+(?:\.\d+)?%?|[^a-zA-Z0-9]+")
 JOINED = re.compile(r"[^\u4e00-\u9fd5a-zA-Z0-9]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 CACHE_MIN = 5000  # smaller batches tokenize faster than a cache round trip
 
 
@@ -44,8 +47,12 @@ def segment(text: str) -> list[str]:
     """
     import rjieba
 
+    try:
+        words = rjieba.cut(text, hmm=True)
+    except UnicodeEncodeError:  # a lone surrogate (from Python, or a JSON escape) is no character: a space
+        words = rjieba.cut(LONE_SURROGATE.sub(" ", text), hmm=True)
     out: list[str] = []
-    for word in rjieba.cut(text, hmm=True):
+    for word in words:
         if len(word) > 1 and JOINED.search(word) and not CJK.search(word):
             out += JIEBA_NON_HAN.findall(word)
         else:
@@ -140,11 +147,20 @@ def tokenize_parallel(texts: Sequence[str], *, workers: int | None = None,
 
 
 def _progress(it: Iterable, total: int, enabled: bool) -> Iterable:
+    """A bar on a terminal; elsewhere (a log) one line when the stage ends, with its time."""
     if not enabled:
         return it
+    if not sys.stderr.isatty():
+        return _stage_line(it, total)
     from tqdm import tqdm
 
     return tqdm(it, total=total, desc="tokenize", unit="chunk", leave=False)
+
+
+def _stage_line(it: Iterable, total: int) -> Iterator:
+    start = time.perf_counter()
+    yield from it
+    print(f"tokenize: {total} chunks in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 class Vocab:
@@ -163,7 +179,7 @@ class Vocab:
         self.stoi = {t: i for i, t in enumerate(itos)}
 
     @classmethod
-    def build(cls, docs: Iterable[Sequence[str]], *, min_count: int = 1, max_size: int | None = None) -> "Vocab":
+    def build(cls, docs: Iterable[Sequence[str]], *, min_count: int = 1, max_size: int | None = None) -> Vocab:
         counts = Counter(t for d in docs for t in d)
         kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
         return cls([cls.PAD, cls.UNK] + kept[:max_size])

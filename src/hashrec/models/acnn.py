@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import hashlib
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -152,6 +153,7 @@ class ACNN(Recommender):
         # 4. epochs; keep the weights of the best dev epoch
         from tqdm import tqdm
 
+        began = time.perf_counter()
         for epoch in range(start, cfg.epochs):
             if stale >= cfg.patience:
                 break
@@ -174,9 +176,11 @@ class ACNN(Recommender):
                     bar.set_postfix(loss=f"{total / n:.3f}", best_dev_f1=f"{best:.4f}")
             score = self._dev_f1(dev) if dev is not None else None  # no dev: keep the last epoch
             self.history_.append({"epoch": epoch + 1, "loss": total / len(batches), "dev_f1@1": score})
-            if distributed.is_main():
-                tqdm.write(f"{self.name} epoch {epoch + 1}: loss {total / len(batches):.4f} dev F1@1 {score}",
-                           file=sys.stderr)
+            if distributed.is_main():  # one line an epoch, on a terminal or in a log
+                took = (time.perf_counter() - began) / (epoch + 1 - start)
+                tqdm.write(f"{self.name} epoch {epoch + 1}/{cfg.epochs}: loss {total / len(batches):.4f} "
+                           f"dev F1@1 {score}, {took:.0f} s an epoch, at most {took * (cfg.epochs - epoch - 1):.0f} s "
+                           "left", file=sys.stderr)
             if score is None or score > best:
                 best, stale = (score if score is not None else best), 0
                 best_state = copy.deepcopy(self.net_.state_dict())

@@ -1,13 +1,18 @@
 """The FastAPI application of the HTTP service: `create_app` and its routes."""
 # No `from __future__ import annotations`: FastAPI must see the per-app request classes, not their names.
 import gc
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from hashrec import __version__, api
 from hashrec.config import check
@@ -65,13 +70,18 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     gc.collect()
     gc.freeze()
 
-    app = Served(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes,
+    app = Served(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes, docs_url=None,
+                 redoc_url=None,  # /docs below serves Swagger UI's files itself; ReDoc would need a CDN
                  lifespan=live.learning if live else None,
                   description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
 
     @app.exception_handler(HashrecError)
-    def _hashrec_error(request: Request, exc: HashrecError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    def _hashrec_error(request: Request, exc: HashrecError) -> Response:
+        return _ascii_json({"detail": str(exc)}, 422)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _ascii_json({"detail": jsonable_encoder(exc.errors())}, 422)
 
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -124,5 +134,23 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # FastAPI's default page loads Swagger UI from a CDN: blank without internet. Served from the package.
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="hashrec API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css", swagger_favicon_url="/favicon.ico")
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
     return app
+
+
+def _ascii_json(content: Any, status: int) -> Response:
+    """JSON with non-ASCII escaped: an error may echo the request's text, and a lone surrogate
+    in it (valid in a JSON escape) cannot be written as UTF-8 (JSONResponse raised: a 500)."""
+    return Response(json.dumps(content), status_code=status, media_type="application/json")

@@ -1,4 +1,5 @@
 """The ASGI fast path of the HTTP service: a valid `POST /recommend` answered past FastAPI's routing."""
+import json
 from typing import Any, Awaitable, Callable
 
 from fastapi import FastAPI
@@ -29,13 +30,14 @@ class FastRecommend:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/recommend" \
                 or not _answerable(scope, self.max_body_bytes):
-            return await self.app(scope, receive, send)
+            return await self.app(scope, receive, _json_413(send, self.max_body_bytes))
         body = b""
         while True:
             message = await receive()
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:  # FastAPI's body-size guard answers the 413
-                return await self.app(scope, _replay(body, receive, bool(message.get("more_body"))), send)
+                return await self.app(scope, _replay(body, receive, bool(message.get("more_body"))),
+                                      _json_413(send, self.max_body_bytes))
             if not message.get("more_body"):
                 break
         try:
@@ -57,6 +59,23 @@ def _answerable(scope: Scope, max_bytes: int) -> bool:
         if name == b"content-length" and not (value.isdigit() and int(value) <= max_bytes):
             return False
     return True
+
+
+def _json_413(send: Send, max_bytes: int) -> Send:
+    """`send`, with Starlette's plain-text 413 ("Content Too Large") made JSON `{"detail"}` like every other error."""
+    body = json.dumps({"detail": f"request body larger than {max_bytes} bytes"}).encode()
+    swapping = False
+
+    async def sending(message: Message) -> None:
+        nonlocal swapping
+        if message["type"] == "http.response.start" and message["status"] == 413:
+            swapping = True
+            message = {**message, "headers": [(b"content-length", str(len(body)).encode()),
+                                              (b"content-type", b"application/json")]}
+        elif swapping and message["type"] == "http.response.body":
+            message = {**message, "body": body}
+        await send(message)
+    return sending
 
 
 def _replay(body: bytes, receive: Receive, more: bool = False) -> Receive:

@@ -83,8 +83,7 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
 DETAIL = {"application/json": {"schema": {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "body is not text (not UTF-8), so not JSON at all", "content": DETAIL},
-    413: {"description": "request body larger than max_body_bytes (plain text, from Starlette's guard)",
-          "content": {"text/plain": {"schema": {"type": "string"}}}},
+    413: {"description": "request body larger than max_body_bytes", "content": DETAIL},
     422: {"description": "invalid request, or a model error (HashrecError) with its message", "content": DETAIL}}
 
 

@@ -203,5 +203,31 @@ fetch("/model").then((r) => r.json()).then((m) => {
   explain = m.supports_explain;
   document.getElementById("model").textContent =
     `model ${m.name} · ${m.labels.toLocaleString()} hashtags` + (explain ? " · explains" : "");
+  detailsTable(m);
   if (post.value.trim()) suggest();
 }).catch(() => { document.getElementById("model").textContent = "model unavailable"; });
+
+/** GET /model as a two-column table: one row per field, nested objects flattened to "a.b" keys. */
+function detailsTable(m) {
+  const rows = [];
+  const walk = (prefix, value) => {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      for (const [key, inner] of Object.entries(value)) walk(prefix ? `${prefix}.${key}` : key, inner);
+    } else {
+      const shown = typeof value === "number" && !Number.isInteger(value) ? value.toPrecision(4)
+        : Array.isArray(value) ? value.join(", ") : String(value);
+      rows.push([prefix, shown]);
+    }
+  };
+  walk("", m);
+  const table = document.getElementById("model-table");
+  table.replaceChildren(...rows.filter(([key]) => !key.startsWith("trained_on.history")).map(([key, shown]) => {
+    const tr = document.createElement("tr");
+    for (const text of [key, shown]) {
+      const cell = document.createElement(tr.children.length ? "td" : "th");
+      cell.textContent = text;  // text, never HTML: a config value cannot inject markup
+      tr.append(cell);
+    }
+    return tr;
+  }));
+}
