@@ -10,7 +10,15 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from hashrec.data import Post, load_split, prepare, read_posts, split_file  # noqa: F401  (re-exported)
+from hashrec.data import (  # noqa: F401  (re-exported)
+    Post,
+    load_split,
+    prepare,
+    prepare_stream,
+    read_posts,
+    read_user_file,
+    split_file,
+)
 from hashrec.errors import DataError
 from hashrec.metrics import Scores, report
 from hashrec.models import create
@@ -106,12 +114,65 @@ def evaluate_report(model: Recommender | str | Path, data: str | Path | Sequence
 
 
 def recommend(model: Recommender | str | Path, texts: str | Sequence[str], k: int = 5,
-              explain: bool = False) -> list[dict[str, Any]]:
-    """Per text: `{"text", "hashtags": [{"hashtag", "score"}], "triggers": [{"word", "weight"}]?}`."""
+              explain: bool = False, *, at: Any = None, user: Any = None) -> list[dict[str, Any]]:
+    """Per text: `{"text", "hashtags": [{"hashtag", "score"}], "triggers": [{"word", "weight"}]?}`.
+
+    `at` (a time, or one per text) and `user` (an author id, or one per text) as in `Recommender.recommend`.
+    """
     rec, texts = _model(model), check_texts(texts)
-    ranked = rec.recommend(texts, k)
+    ranked = rec.recommend(texts, k, at=at, user=user)
     out = [{"text": t, "hashtags": [{"hashtag": h, "score": s} for h, s in r]} for t, r in zip(texts, ranked)]
     if explain:
         for item, triggers in zip(out, rec.explain(texts)):
             item["triggers"] = [{"word": w, "weight": wt} for w, wt in triggers]
     return out
+
+
+def update(model: Recommender | str | Path, posts: str | Path | Sequence[Post], out: str | Path | None = None,
+           **read_options: Any) -> Recommender:
+    """Learn from new posts (a list, or a file any `hashrec data prepare` reads, in the file's order)
+    and, with `out`, save the model there atomically (`out` may be the model's own directory).
+
+    `read_options` (text_field, hashtags_field, time_field, user_field, style) go to the file reader.
+    """
+    if out is not None:  # before the work: a bad --out costs nothing
+        check_output_dir(out, MODEL, inputs=[posts] if isinstance(posts, (str, Path)) else [])
+    rec = _model(model)
+    items = list(read_user_file(posts, **read_options)) if isinstance(posts, (str, Path)) else list(posts)
+    if not any(p.hashtags for p in items):
+        raise DataError(f"{posts if isinstance(posts, (str, Path)) else 'posts'}: no post with a hashtag; "
+                        "nothing to learn (check the hashtags field or the hashtag style)")
+    rec.update(items)
+    if out is not None:
+        rec.save(out)
+    return rec
+
+
+def stream(model: str | Path | None, data: str | Path, out: str | Path, *, chunk: int = 100,
+           params: dict[str, Any] | None = None, baseline: str | None = None, score: str = "test",
+           log: Any = None) -> dict[str, Any]:
+    """The prequential run of `hashrec stream` (hashrec.stream.run): OUT/report.json, predictions, plot."""
+    from hashrec.stream import run
+
+    return run(model, data, out, chunk=chunk, params=params, baseline=baseline, score=score,
+               log=log or (lambda line: None))
+
+
+def update_from_log(model: Recommender | str | Path, state: str | Path, out: str | Path) -> tuple[Recommender, int]:
+    """Fold the live server's post log (`--state DIR`) into the model and save it to `out`; the posts learned.
+
+    The saved model records the last log id it learned (`trained_on_["log_position"]`): a server
+    started on it replays only the posts logged after. This is how an operator compacts the log.
+    """
+    from hashrec.postlog import LOG_FILE, PostLog, learn_log
+
+    check_output_dir(out, MODEL, inputs=[state])  # before the work: a bad --out costs nothing
+    if not (Path(state) / LOG_FILE).is_file():
+        raise DataError(f"{state}: no post log ({LOG_FILE}) there; name the --state directory the server ran with")
+    rec, log = _model(model), PostLog(state)
+    try:
+        n = learn_log(rec, log)
+    finally:
+        log.close()
+    rec.save(out)
+    return rec, n

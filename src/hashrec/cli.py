@@ -18,17 +18,24 @@ from hashrec.errors import ConfigError, HashrecError
 from hashrec.metrics import format_table
 from hashrec.models import MODELS, STACKED
 from hashrec.models.base import check_k
+from hashrec.stream import DEFAULT_MODEL as DEFAULT_STREAM_MODEL
 
 Command = Callable[[argparse.Namespace], None]
 
 
 def _cmd_prepare(a: argparse.Namespace) -> None:
+    if a.stream:
+        counts = api.prepare_stream(a.dataset, a.out, source=a.source, dev_from=a.dev_from, test_from=a.test_from,
+                                    **({} if a.source else _reading_options(a)))
+        print(f"wrote {a.out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "no_time")
+              + (f"; dropped {counts['no_time']:,} posts without a time" if counts.get("no_time") else ""))
+        return
+    if a.dev_from or a.test_from:
+        raise HashrecError("--dev-from and --test-from split a stream: add --stream")
     tally = Tally()
     counts = api.prepare(a.dataset, a.out, source=a.source, train_size=a.train_size, heldout=a.heldout,
-                         fraction=a.fraction, seed=a.seed, by_time=a.by_time, tally=tally, **({} if a.source else {
-                             "style": a.hashtag_style, "text_field": a.text_field,
-                             "hashtags_field": a.hashtags_field, "time_field": a.time_field,
-                             "user_field": a.user_field}))
+                         fraction=a.fraction, seed=a.seed, by_time=a.by_time, tally=tally,
+                         **({} if a.source else _reading_options(a)))
     print(tally.summary())
     print(f"wrote {a.out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
@@ -89,7 +96,7 @@ def _cmd_recommend(a: argparse.Namespace) -> None:
     """Streams: posts are answered in chunks, in input order, so a large file needs no memory."""
     model = api.load(a.model)
     for chunk in _chunks(_read_texts(a), 256):
-        for item in api.recommend(model, chunk, k=a.k, explain=a.explain):
+        for item in api.recommend(model, chunk, k=a.k, explain=a.explain, at=a.at, user=a.user):
             if a.json:
                 out = {"text": item["text"], "hashtags": [h["hashtag"] for h in item["hashtags"]],
                        "scores": [h["score"] for h in item["hashtags"]]}
@@ -103,6 +110,24 @@ def _cmd_recommend(a: argparse.Namespace) -> None:
             print(line, flush=True)
 
 
+def _cmd_stream(a: argparse.Namespace) -> None:
+    from hashrec.stream import format_summary
+
+    result = api.stream(a.model, a.data, a.out, chunk=a.chunk, params=parse_overrides(a.set), baseline=a.baseline,
+                        score=a.score, log=lambda line: print(line, flush=True))
+    print(format_summary(result))
+    print(f"wrote {a.out}/report.json, predictions.jsonl, per_day.png")
+
+
+def _cmd_update(a: argparse.Namespace) -> None:
+    if a.state:
+        rec, n = api.update_from_log(a.model, a.state, a.out)
+        print(f"wrote {a.out}: learned {n:,} logged posts, up to log id {rec.trained_on_.get('log_position', 0)}")
+        return
+    model = api.update(a.model, a.data, a.out, **_reading_options(a))
+    print(f"learned {model.trained_on_.get('n_updates', 0):,} posts in all since fit; saved {a.out}")
+
+
 def _cmd_stats(a: argparse.Namespace) -> None:
     stats = split_stats(a.data)
     print(json.dumps(stats, ensure_ascii=False, indent=1) if a.json else format_stats(stats))
@@ -110,9 +135,14 @@ def _cmd_stats(a: argparse.Namespace) -> None:
 
 def _cmd_serve(a: argparse.Namespace) -> None:
     from hashrec.server import serve  # fastapi and uvicorn load only for this command
+    from hashrec.server.live import read_token
 
+    token = read_token(a.ingest_token_file)
+    if token is not None and a.state is None:
+        raise HashrecError("an ingest token needs --state DIR: the durable log where POST /posts writes")
     serve(a.model, host=a.host, port=a.port, workers=a.workers, access_log=not a.no_access_log,
-          max_batch=a.max_batch, max_text_chars=a.max_text_chars, gather_ms=a.gather_ms)
+          max_batch=a.max_batch, max_text_chars=a.max_text_chars, gather_ms=a.gather_ms, state=a.state,
+          ingest_token=token, window_days=a.window_days, synchronous=a.synchronous)
 
 
 def _cmd_bench(a: argparse.Namespace) -> None:
@@ -143,6 +173,25 @@ def _cmd_experiment(a: argparse.Namespace) -> None:
     run(a.tables, a.data, a.out, seeds=a.seeds, overrides=parse_overrides(a.set), n_train=a.n_train,
         n_dev=a.n_dev, save_models=a.save_models, log=lambda line: print(line, flush=True))
     print(f"wrote {', '.join(f'{a.out}/{t}.md' for t in a.tables)} (and .csv, .png)")
+
+
+def _reading_options(a: argparse.Namespace) -> dict[str, str]:
+    """The options of `_add_reading_options`, as hashrec.data.read_user_file takes them."""
+    return {"style": a.hashtag_style, "text_field": a.text_field, "hashtags_field": a.hashtags_field,
+            "time_field": a.time_field, "user_field": a.user_field}
+
+
+def _add_reading_options(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """How a user's own file is read: the hashtag style and the fields."""
+    p.add_argument("--hashtag-style", choices=["auto", "weibo", "twitter"], default="auto",
+                   help=prefix + "#topic# (weibo) or #tag (twitter); auto picks weibo for Chinese text")
+    p.add_argument("--text-field", default="text", help=prefix + "the text field or column")
+    p.add_argument("--hashtags-field", default="hashtags",
+                   help=prefix + "the hashtags field (a list in JSONL; in CSV tags separated by ';' or '|'); "
+                   "absent or empty = extract from the text")
+    p.add_argument("--time-field", default="time",
+                   help=prefix + "when each post was made (ISO 8601 or epoch seconds); absent = undated")
+    p.add_argument("--user-field", default="user", help=prefix + "each post's author id; absent = unknown")
 
 
 def _path(value: str) -> Path:
@@ -181,15 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--by-time", action="store_true",
                     help="weibo-covid19: train on the earliest days, dev and test on the latest (no shuffle)")
     pr.add_argument("--seed", type=int, default=0, help="shuffle seed (0 gives the reference splits)")
-    pr.add_argument("--hashtag-style", choices=["auto", "weibo", "twitter"], default="auto",
-                    help="own files: #topic# (weibo) or #tag (twitter); auto picks weibo for Chinese text")
-    pr.add_argument("--text-field", default="text", help="own files: the text field or column")
-    pr.add_argument("--hashtags-field", default="hashtags",
-                    help="own files: the hashtags field (a list in JSONL; in CSV tags separated by ';' or '|'); "
-                    "absent or empty = extract from the text")
-    pr.add_argument("--time-field", default="time",
-                    help="own files: when each post was made (ISO 8601 or epoch seconds); absent = undated")
-    pr.add_argument("--user-field", default="user", help="own files: each post's author id; absent = unknown")
+    _add_reading_options(pr, "own files: ")
+    pr.add_argument("--stream", action="store_true",
+                    help="write warmup/dev/test in stream order, for `hashrec stream`. weibo-covid19 gives the "
+                    "reference stream (../shared/benchmarks/weibo-stream). An own file is sorted by time (a stable "
+                    "sort: equal times keep the file's order) and repeats of an earlier text are dropped; test = "
+                    "the last 20%% of the posts, dev = the 10%% before (by count: a boundary may fall between "
+                    "posts of the same time, which stay in file order), or from --dev-from/--test-from (a post "
+                    "at exactly that time goes to the later part). Posts without a time are dropped and counted")
+    pr.add_argument("--dev-from", metavar="TIME", help="--stream: dev starts at this time (ISO 8601 or epoch seconds)")
+    pr.add_argument("--test-from", metavar="TIME", help="--stream: test starts at this time")
     pr.set_defaults(func=_cmd_prepare)
     st = data.add_parser("stats", formatter_class=fmt, help="what a split directory holds",
                          description="Posts, distinct hashtags, hashtags per post, how many test gold hashtags "
@@ -232,7 +282,46 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("-k", type=int, default=5, help="hashtags per post")
     rc.add_argument("--explain", action="store_true", help="also show the trigger words the attention kept")
     rc.add_argument("--json", action="store_true", help="one JSON object per post")
+    rc.add_argument("--at", metavar="TIME", help="recommend as of this time (ISO 8601 or epoch seconds): a "
+                    "time-aware model uses no post learned after it")
+    rc.add_argument("--user", metavar="ID", help="the posts' author, for models that use an author's history")
     rc.set_defaults(func=_cmd_recommend)
+
+    sm = sub.add_parser("stream", formatter_class=fmt, help="prequential evaluation: learn as posts arrive",
+                        description="Fit MODEL on DATA/warmup, then replay DATA/dev and DATA/test in order, CHUNK "
+                        "posts at a time: recommend each chunk (top 5, as of its posts' times), then learn from it. "
+                        "Only test posts are scored: P/R/F1@1..5 (Eq. 11) overall and for the posts whose gold "
+                        "hashtags were used earlier (seen) or not (new), the ceiling (share of seen posts), "
+                        "learning and recommending cost. Writes OUT/report.json, OUT/predictions.jsonl and "
+                        "OUT/per_day.png. A model that cannot learn online runs as --baseline static.")
+    sm.add_argument("--model", default=DEFAULT_STREAM_MODEL, help="registry name, fitted on warmup here, or a "
+                    "trained model directory; the default is the best streaming setup (docs/results/stream.md)")
+    sm.add_argument("--data", type=_path, required=True, help="stream directory (`hashrec data prepare --stream`)")
+    sm.add_argument("--out", type=_path, required=True, help="folder for report.json, predictions.jsonl, per_day.png")
+    sm.add_argument("--chunk", type=int, default=100, help="posts recommended before the model learns them")
+    sm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="hyperparameter of the model trained here, e.g. --set tau=0.5")
+    sm.add_argument("--baseline", choices=["static", "daily"],
+                    help="static: never learn after warm-up; daily: refit from scratch at each new (UTC) day on "
+                    "every post of the earlier days (for models that refit in minutes: popularity, nb, knn)")
+    sm.add_argument("--score", choices=["test", "dev"], default="test",
+                    help="dev: replay and score dev only, to choose settings (never choose them on test)")
+    sm.set_defaults(func=_cmd_stream)
+
+    up = sub.add_parser("update", formatter_class=fmt, help="learn from new posts and save the model",
+                        description="Load MODEL, learn from the posts of DATA (in the file's order; .jsonl/.csv/"
+                        ".txt, optionally .gz, with optional time and user fields) and save the result to OUT "
+                        "atomically (OUT may be MODEL itself: a crash leaves the old model). Only models that "
+                        "learn online can: popularity, nb, knn, hknn, boost.")
+    up.add_argument("--model", type=_path, required=True, help="model directory")
+    source = up.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=_path, help="file of new posts")
+    source.add_argument("--state", type=_path, help="the live server's state directory (`hashrec serve --state`): "
+                        "fold its post log into the model; OUT records how far, so that a server started on OUT "
+                        "replays only what was logged after (this is how an operator compacts the log)")
+    up.add_argument("--out", type=_path, required=True, help="model directory to write (may be --model)")
+    _add_reading_options(up)
+    up.set_defaults(func=_cmd_update)
 
     sv = sub.add_parser("serve", formatter_class=fmt, help="HTTP API and compose page (docs at /docs)",
                         description="Serve MODEL over HTTP: POST /recommend, POST /recommend/batch, GET /model, "
@@ -249,6 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "around the last call, so that clients who send again after each answer share one call "
                     "(a call has a large fixed cost); 0 scores whatever is queued at once")
     sv.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    sv.add_argument("--state", type=Path, help="directory of the durable post log: the server replays it into "
+                    "the model at start, learns what is logged while it runs, and answers GET /trending")
+    sv.add_argument("--ingest-token-file", type=Path, help="file whose first line is the token that POST /posts "
+                    "needs (Authorization: Bearer TOKEN); else $HASHREC_INGEST_TOKEN; neither: POST /posts is off")
+    sv.add_argument("--window-days", type=float, help="forget posts older than this many days (by their time, "
+                    "else their arrival): bounds the log and, where the model can forget, its index")
+    sv.add_argument("--synchronous", choices=["full", "normal"], default="full",
+                    help="the log's durability: full fsyncs every acknowledged batch (survives a power loss); "
+                    "normal only at checkpoints (survives kill -9, a power loss can lose the last batches)")
     sv.set_defaults(func=_cmd_serve)
 
     bn = sub.add_parser("bench", formatter_class=fmt, help="speed and memory: tokenise, train, infer vs fastText",

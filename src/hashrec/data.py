@@ -7,6 +7,7 @@ A split directory holds `train`, `dev` and `test` as JSON Lines (`.jsonl` or `.j
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import dataclasses
 import gzip
@@ -131,16 +132,24 @@ def extract(raw: str, style: HashtagStyle = "auto") -> Post:
 
 # ---------------------------------------------------------------------------- raw readers
 
-def _day(path: Path) -> tuple[int, ...]:
-    """(month, day) of a weibo-covid19 file named `<month>.<day>.csv`, for chronological order."""
+WEIBO_YEAR = 2020  # the crawl's files are named <month>.<day>.csv, all of 2020
+
+
+def _day(path: Path) -> tuple[int, int]:
+    """(month, day) of a weibo-covid19 file named `<month>.<day>.csv`: its posts' day, and the files' order."""
     try:
-        return tuple(int(x) for x in path.name.removesuffix(".csv").split("."))
+        month, day = (int(x) for x in path.name.removesuffix(".csv").split("."))
+        date(WEIBO_YEAR, month, day)
     except ValueError:
-        raise DataError(f"{path}: expected a file named <month>.<day>.csv to split by time") from None
+        raise DataError(f"{path}: expected a file named <month>.<day>.csv (the day of its posts)") from None
+    return month, day
 
 
 def read_weibo_covid19(source: str | Path, chronological: bool = False) -> Iterator[Post]:
-    """The weibo-covid19 CSVs: sorted by file name (or by date), column `text`, GB18030 with bad bytes replaced."""
+    """The weibo-covid19 CSVs: sorted by file name (or by date), column `text`, GB18030 with bad bytes replaced.
+
+    Each post's `time` is its file's day (midnight UTC) and its `user` the `userid` column.
+    """
     files = sorted(Path(source).glob("*.csv"), key=_day if chronological else (lambda p: p.name))
     if not files:
         raise DataError(f"{source}: no *.csv files; point --source at ../shared/data/weibo-covid19")
@@ -149,14 +158,18 @@ def read_weibo_covid19(source: str | Path, chronological: bool = False) -> Itera
 
 
 def read_weibo_csv(path: Path) -> Iterator[Post]:
-    """One weibo-covid19 CSV (one day of the crawl): column `text`, GB18030 with bad bytes replaced."""
+    """One weibo-covid19 CSV (one day of the crawl): column `text`, GB18030 with bad bytes replaced;
+    `time` = the file's day, `user` = the `userid` column, stripped (empty or missing: None)."""
+    month, day = _day(path)
+    time = day_seconds(date(WEIBO_YEAR, month, day))
     with open(path, encoding="gb18030", errors="replace", newline="") as f:
         reader = csv.DictReader(f)
         if "text" not in (reader.fieldnames or []):
             raise DataError(f"{path} line 1: no 'text' column (header: {reader.fieldnames})")
         for row in reader:
             if row.get("text") is not None:
-                yield extract_weibo(row["text"])
+                user = (row.get("userid") or "").strip() or None
+                yield dataclasses.replace(extract_weibo(row["text"]), time=time, user=user)
 
 
 def read_tweeteval(source: str | Path) -> Iterator[Post]:
@@ -468,11 +481,102 @@ def prepare(name_or_file: str | Path, out: str | Path, *, source: str | Path | N
     if not posts:
         raise DataError(f"{name}: not a single post with both text and a hashtag ({tally.summary()}); check "
                         "the hashtag style (--hashtag-style weibo|twitter) or the hashtags field")
+    if name in DATASETS and not by_time:  # the reference random splits hold text and hashtags only
+        posts = [Post(p.text, p.hashtags) for p in posts]
     splits = split(posts, heldout=heldout, fraction=fraction, seed=seed, train_size=train_size, by_time=by_time)
     out = claim_output_dir(out, PREPARE, inputs)
     for part, items in splits.items():
         write_jsonl(out / f"{part}.jsonl.gz", items)
     return {part: len(items) for part, items in splits.items()}
+
+
+# ---------------------------------------------------------------------------- streams
+
+STREAM_PARTS = ("warmup", "dev", "test")
+# The reference stream (../shared/benchmarks/weibo-stream): dev from 2020-03-13, test from 2020-03-18.
+WEIBO_STREAM_FROM = {"dev": day_seconds(date(2020, 3, 13)), "test": day_seconds(date(2020, 3, 18))}
+STREAM_DEV_SHARE, STREAM_TEST_SHARE = 0.1, 0.2
+
+
+def in_time_order(posts: Iterable[Post]) -> tuple[list[Post], int]:
+    """The posts with a time, stably sorted by it (equal times keep their input order), and how many
+    had no time (dropped: a post without a time has no place in a stream)."""
+    timed, untimed = [], 0
+    for post in posts:
+        if post.time is None:
+            untimed += 1
+        else:
+            timed.append(post)
+    return sorted(timed, key=lambda p: p.time), untimed
+
+
+def shuffle_within_days(posts: list[Post], seed: int = 0) -> list[Post]:
+    """Each day's posts (in the order given, days consecutive) shuffled by one `random.Random(seed)`,
+    called on the days in order: the reference stream's order within a day, whose files carry no hour."""
+    rng = random.Random(seed)
+    days: dict[float | None, list[Post]] = {}
+    for post in posts:
+        days.setdefault(post.time, []).append(post)
+    for day_posts in days.values():
+        rng.shuffle(day_posts)
+    return [p for day_posts in days.values() for p in day_posts]
+
+
+def stream_split(posts: list[Post], dev_from: float | None = None,
+                 test_from: float | None = None) -> dict[str, list[Post]]:
+    """warmup / dev / test of a stream in time order.
+
+    test = the posts at or after `test_from`, else the last 20% of the posts by count; dev = the
+    posts at or after `dev_from` before test, else the 10% by count before test. A count boundary
+    falls between two posts even where they share a time: those stay in stream order, and the
+    replay counts the earlier one as before the later.
+    """
+    times = [p.time for p in posts]
+    n = len(posts)
+    test_at = bisect.bisect_left(times, test_from) if test_from is not None else n - math.floor(n * STREAM_TEST_SHARE)
+    dev_at = bisect.bisect_left(times, dev_from) if dev_from is not None else \
+        test_at - math.floor(n * STREAM_DEV_SHARE)
+    parts = {"warmup": posts[:max(dev_at, 0)], "dev": posts[max(dev_at, 0):test_at], "test": posts[test_at:]}
+    empty = [name for name, items in parts.items() if not items]
+    if empty or dev_at > test_at:
+        raise DataError(f"{n} dated posts give an empty {' and '.join(empty) or 'dev'} part; "
+                        "a stream needs warm-up, dev and test posts: move --dev-from/--test-from or add posts")
+    return parts
+
+
+def prepare_stream(name_or_file: str | Path, out: str | Path, *, source: str | Path | None = None,
+                   dev_from: object = None, test_from: object = None, **read_options: object) -> dict[str, int]:
+    """Write OUT/warmup, dev and test.jsonl.gz in stream order; returns the posts per part (and the
+    posts dropped for having no time, under "no_time").
+
+    weibo-covid19 gives the reference stream exactly (../shared/benchmarks/weibo-stream/README.md):
+    days in date order, repeats dropped in date-then-record order, each day shuffled. A user's file
+    is sorted by time (stably), with repeats of an earlier text dropped after the sort.
+    `dev_from`/`test_from` are times (ISO 8601 or epoch seconds).
+    """
+    name = str(name_or_file)
+    bounds = {part: None if value is None else parse_time(value, f"--{part}-from")
+              for part, value in (("dev", dev_from), ("test", test_from))}
+    if name in DATASETS and source is None:
+        raise DataError(f"dataset {name!r} needs --source PATH (e.g. ../shared/data/{name})")
+    inputs = [source] if name in DATASETS else [name]
+    check_output_dir(out, PREPARE, inputs)
+    if name == "weibo-covid19":
+        posts, untimed = shuffle_within_days(clean(read_weibo_covid19(source, chronological=True))), 0
+        bounds = {part: WEIBO_STREAM_FROM[part] if at is None else at for part, at in bounds.items()}
+    elif name in DATASETS:
+        raise DataError(f"--stream needs dated posts: {name} has none (weibo-covid19 or your own file with times)")
+    else:
+        ordered, untimed = in_time_order(read_user_file(name, **read_options))
+        if not ordered:
+            raise DataError(f"{name}: no post has a time; --stream orders posts by their time field "
+                            "(ISO 8601 or epoch seconds): name it with --time-field")
+        posts = clean(ordered)
+    parts = stream_split(posts, bounds["dev"], bounds["test"])
+    out = claim_output_dir(out, PREPARE, inputs)
+    for part, items in parts.items():
+        write_jsonl(out / f"{part}.jsonl.gz", items)
+    return {**{part: len(items) for part, items in parts.items()}, **({"no_time": untimed} if untimed else {})}
 
 
 def split_file(directory: str | Path, part: str) -> Path:

@@ -129,10 +129,16 @@ def claim_output_dir(path: str | os.PathLike, kind: str, inputs: Sequence[str | 
 
 
 def _entries(path: Path) -> list[str]:
+    """What a folder holds, less a marker another process is writing this moment (torchrun's ranks
+    claim one checkpoint folder together)."""
     try:
-        return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+        return sorted(p.name for p in path.iterdir() if not _marker_in_flight(p.name)) if path.is_dir() else []
     except OSError:
         return []
+
+
+def _marker_in_flight(name: str) -> bool:
+    return name.startswith(f".{MARKER}.") and name.endswith(".tmp")  # atomic_open's temporary sibling
 
 
 def _check_writable(path: Path, given: str | os.PathLike) -> None:
@@ -168,16 +174,41 @@ def save_model_dir(path: str | os.PathLike, meta: dict[str, Any], arrays: dict[s
         meta = dict(meta, format_version=FORMAT_VERSION, sha256={WEIGHTS: sha256_file(tmp / WEIGHTS)})
         with open(tmp / MODEL_JSON, "w", encoding="utf-8") as f:
             json.dump(meta, f, ensure_ascii=False, indent=1)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Move the directory `new` onto `path`, never leaving `path` absent where the system can help it.
+
+    Where `path` exists, Linux's renameat2(RENAME_EXCHANGE) swaps the two in one step (a crash
+    leaves the old model or the new one at `path`); elsewhere the old one is first moved aside
+    (a crash between the two moves leaves it at `.NAME.old-PID` beside `path`).
+    """
+    if path.exists() and _exchange(new, path):
+        shutil.rmtree(new, ignore_errors=True)  # `new` now holds the old model
+        return
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+    os.replace(new, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with renameat2(RENAME_EXCHANGE); False where the C library or file system cannot."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def load_model_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

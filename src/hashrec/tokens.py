@@ -184,6 +184,18 @@ class Vocab:
         kept = [t for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
         return cls([cls.PAD, cls.UNK] + kept[:max_size])
 
+    def grow(self, docs: Iterable[Sequence[str]]) -> None:
+        """Append the tokens not yet known, in order of first appearance; known ids never change.
+
+        >>> v = Vocab.build([["a"]]); v.grow([["b", "a", "c"]]); v.itos
+        ['<pad>', '<unk>', 'a', 'b', 'c']
+        """
+        for doc in docs:
+            for token in doc:
+                if token not in self.stoi:
+                    self.stoi[token] = len(self.itos)
+                    self.itos.append(token)
+
     def __len__(self) -> int:
         return len(self.itos)
 

@@ -137,6 +137,7 @@ class Recommender:
     Config: ClassVar[type] = type(None)
     supports_explain: ClassVar[bool] = False
     learns_online: ClassVar[bool] = False  # `update` learns from new posts without a refit
+    reads_text: ClassVar[bool] = True  # False: `fit` and `update` pass no tokens (popularity ignores the text)
 
     def __init__(self, **params: Any) -> None:
         self.config = make_config(self.Config, params, where=self.name)
@@ -154,7 +155,7 @@ class Recommender:
     def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "Recommender":
         """Learn from training posts; `dev` (optional) is used for model selection only."""
         train = check_posts(train, f"{self.name}.fit(train)")
-        docs = tokenize_many([p.text for p in train], progress=len(train) > 20000)
+        docs = self._tokens([p.text for p in train], progress=len(train) > 20000)
         tags = [p.hashtags for p in train]
         counts: dict[str, int] = {}
         for ts in tags:
@@ -185,12 +186,16 @@ class Recommender:
                               "(hashrec train), or pick a model that learns online (popularity, nb, knn, hknn, boost)")
         posts = [p for p in posts if isinstance(p, Post) and p.hashtags] if posts else []
         if posts:
-            docs = tokenize_many([p.text for p in posts])
+            docs = self._tokens([p.text for p in posts])
             tags = [p.hashtags for p in posts]
             self._grow_labels(tags)
             self._update(docs, tags, posts)
             self.trained_on_["n_updates"] = self.trained_on_.get("n_updates", 0) + len(posts)
         return self
+
+    def _tokens(self, texts: list[str], progress: bool = False) -> Docs:
+        """The posts' tokens for `_fit` and `_update`; empty for a model that does not read the text."""
+        return tokenize_many(texts, progress=progress) if self.reads_text else [[] for _ in texts]
 
     def _grow_labels(self, tags: Tags) -> None:
         """Append unseen hashtags to `labels_` and count every use in `label_counts_`."""

@@ -58,6 +58,9 @@ class ModelInfo(BaseModel):
     config: dict[str, Any]
     limits: Limits
     hashrec_version: str
+    live: dict[str, Any] | None = Field(None, description="with --state: the post log (log_posts, log_last_id), "
+                                        "how far this worker learned (learned_up_to), the posts the model holds "
+                                        "(index_posts) and --window-days")
 
 
 class Health(BaseModel):
