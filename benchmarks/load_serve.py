@@ -51,12 +51,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, port: int, workers: int, log: Path, timeout: float = 300) -> subprocess.Popen:
-    """`hashrec serve` in a subprocess, returned once it listens and every worker has started."""
-    cmd = [str(ROOT / ".venv" / "bin" / "hashrec"), "serve", "--model", str(model), "--port", str(port),
-           "--workers", str(workers), "--no-access-log"]
+def start_server(model: Path, port: int, workers: int, log: Path, timeout: float = 300,
+                 extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`hashrec serve` (and `extra` arguments) in a subprocess, returned once it listens and every worker started."""
+    cmd = [sys.executable, "-m", "hashrec", "serve", "--model", str(model), "--port", str(port),
+           "--workers", str(workers), "--no-access-log", *extra]
     with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -138,3 +138,20 @@ def test_model_details_are_a_table_not_raw_json(page):
     rows = dict(zip(table.locator("th").all_inner_texts(), table.locator("td").all_inner_texts()))
     assert rows["name"] == MODEL and int(rows["labels"]) > 0 and "limits.max_k" in rows
     assert "{" not in table.inner_text()
+
+
+def test_trending_hashtags_and_the_index_size_show_beside_the_compose_box(browser, small_split, tmp_path):
+    from hashrec.data import Post
+    from hashrec.postlog import PostLog
+
+    log = PostLog(tmp_path / "state")
+    log.append([Post(f"第{i}条新闻", ("新冠疫苗",), 1584489600.0) for i in range(3)], arrival=0.0)
+    log.close()
+    with running(create_app(api.train("popularity", small_split), state=tmp_path / "state")) as base:
+        page = _open(browser, base)
+        page.locator("#trends li").first.wait_for()
+        assert page.locator("#trends li").first.get_attribute("data-hashtag") == "新冠疫苗"
+        assert "3 posts" in page.locator("#trends li").first.inner_text()
+        assert "index: 2,003 posts" in page.locator("#index").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "compose-trending.png"), full_page=True)

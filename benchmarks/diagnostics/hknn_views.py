@@ -21,10 +21,10 @@ import numpy as np
 from hashrec.data import load_split
 from hashrec.metrics import evaluate_ranked
 from hashrec.models.base import Recommender
-from hashrec.models.bow import count_matrix, tfidf
-from hashrec.models.knn import BLOCK, unit_rows, vote
+from hashrec.models.knn import unit_rows, vote
 from hashrec.tokens import tokenize_many
 
+BLOCK = 128  # dev posts per similarity block
 Similarity = Callable[[slice], np.ndarray]  # dev rows -> (rows, n_train) similarities
 
 
@@ -49,8 +49,8 @@ def main() -> None:
 
     knn = Recommender.load(a.knn)  # trained on DATA's train: its labels and their posts are the vote's
     labels, train_tags, words = knn.labels_, knn.train_tags_, knn.words_
-    dev_tfidf = tfidf(count_matrix(dev_docs, words.vocab), words.idf)
-    views: dict[str, Similarity] = {"tfidf": lambda rows: (dev_tfidf[rows] @ words.train_t).toarray()}
+    dev_tfidf, index_t = words.vectors(dev_docs), words.index.whole()
+    views: dict[str, Similarity] = {"tfidf": lambda rows: (dev_tfidf[rows] @ index_t).toarray()}
     for path in a.network:
         net = Recommender.load(path)
         h_train, h_dev = unit_rows(net.hidden(train_docs)), unit_rows(net.hidden(dev_docs))

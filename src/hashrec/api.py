@@ -253,3 +253,23 @@ def stream(model: str | Path | None, data: str | Path, out: str | Path, *, chunk
 
     return run(model, data, out, chunk=chunk, params=params, baseline=baseline, score=score,
                log=log or (lambda line: None))
+
+
+def update_from_log(model: Recommender | str | Path, state: str | Path, out: str | Path) -> tuple[Recommender, int]:
+    """Fold the live server's post log (`--state DIR`) into the model and save it to `out`; the posts learned.
+
+    The saved model records the last log id it learned (`trained_on_["log_position"]`): a server
+    started on it replays only the posts logged after. This is how an operator compacts the log.
+    """
+    from hashrec.postlog import LOG_FILE, PostLog, learn_log
+
+    check_output_dir(out, MODEL, inputs=[state])  # before the work: a bad --out costs nothing
+    if not (Path(state) / LOG_FILE).is_file():
+        raise DataError(f"{state}: no post log ({LOG_FILE}) there; name the --state directory the server ran with")
+    rec, log = _model(model), PostLog(state)
+    try:
+        n = learn_log(rec, log)
+    finally:
+        log.close()
+    rec.save(out)
+    return rec, n

@@ -123,6 +123,10 @@ def _cmd_stream(a: argparse.Namespace) -> None:
 
 
 def _cmd_update(a: argparse.Namespace) -> None:
+    if a.state:
+        rec, n = api.update_from_log(a.model, a.state, a.out)
+        print(f"wrote {a.out}: learned {n:,} logged posts, up to log id {rec.trained_on_.get('log_position', 0)}")
+        return
     model = api.update(a.model, a.data, a.out, **_reading_options(a))
     print(f"learned {model.trained_on_.get('n_updates', 0):,} posts in all since fit; saved {a.out}")
 
@@ -134,10 +138,14 @@ def _cmd_stats(a: argparse.Namespace) -> None:
 
 def _cmd_serve(a: argparse.Namespace) -> None:
     from hashrec.server import serve  # fastapi and uvicorn load only for this command
+    from hashrec.server.live import read_token
 
+    token = read_token(a.ingest_token_file)
+    if token is not None and a.state is None:
+        raise HashrecError("an ingest token needs --state DIR: the durable log where POST /posts writes")
     serve(a.model, host=a.host, port=a.port, workers=a.workers, access_log=not a.no_access_log,
-          max_batch=a.max_batch, max_text_chars=a.max_text_chars, gather_ms=a.gather_ms,
-          min_confidence=a.min_confidence)
+          max_batch=a.max_batch, max_text_chars=a.max_text_chars, gather_ms=a.gather_ms, state=a.state,
+          ingest_token=token, window_days=a.window_days, synchronous=a.synchronous, min_confidence=a.min_confidence)
 
 
 def _cmd_bench(a: argparse.Namespace) -> None:
@@ -315,7 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "atomically (OUT may be MODEL itself: a crash leaves the old model). Only models that "
                         "learn online can: popularity, nb, knn, hknn, boost.")
     up.add_argument("--model", type=_path, required=True, help="model directory")
-    up.add_argument("--data", type=_path, required=True, help="file of new posts")
+    source = up.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=_path, help="file of new posts")
+    source.add_argument("--state", type=_path, help="the live server's state directory (`hashrec serve --state`): "
+                        "fold its post log into the model; OUT records how far, so that a server started on OUT "
+                        "replays only what was logged after (this is how an operator compacts the log)")
     up.add_argument("--out", type=_path, required=True, help="model directory to write (may be --model)")
     _add_reading_options(up)
     up.set_defaults(func=_cmd_update)
@@ -338,6 +350,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="threshold of a request that names none: hashtags whose calibrated confidence is below "
                     "P are left out, and the page says that no hashtag fits; off by default")
     sv.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    sv.add_argument("--state", type=Path, help="directory of the durable post log: the server replays it into "
+                    "the model at start, learns what is logged while it runs, and answers GET /trending")
+    sv.add_argument("--ingest-token-file", type=Path, help="file whose first line is the token that POST /posts "
+                    "needs (Authorization: Bearer TOKEN); else $HASHREC_INGEST_TOKEN; neither: POST /posts is off")
+    sv.add_argument("--window-days", type=float, help="forget posts older than this many days (by their time, "
+                    "else their arrival): bounds the log and, where the model can forget, its index")
+    sv.add_argument("--synchronous", choices=["full", "normal"], default="full",
+                    help="the log's durability: full fsyncs every acknowledged batch (survives a power loss); "
+                    "normal only at checkpoints (survives kill -9, a power loss can lose the last batches)")
     sv.set_defaults(func=_cmd_serve)
 
     bn = sub.add_parser("bench", formatter_class=fmt, help="speed and memory: tokenise, train, infer vs fastText",

@@ -34,7 +34,7 @@ from hashrec.models.base import Recommender
 from hashrec.store import atomic_open, claim_output_dir, write_json
 
 # The best streaming setup, run by `hashrec stream` without --model (docs/results/stream.md).
-DEFAULT_MODEL = "knn"
+DEFAULT_MODEL = "stream"
 Protocol = Literal["stream", "static", "daily"]
 PROTOCOLS: tuple[Protocol, ...] = ("stream", "static", "daily")
 K = 5

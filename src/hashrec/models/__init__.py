@@ -19,6 +19,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "ttm": ("hashrec.models.translation:TTM", {}),
     "knn": ("hashrec.models.knn:KNN", {}),
     "hknn": ("hashrec.models.knn:NetworkKNN", {}),
+    "stream": ("hashrec.models.streaming:StreamKNN", {}),
     "fasttext": ("hashrec.models.fasttext_model:FastText", {}),
     "cnn": ("hashrec.models.acnn:ACNN", {"channels": ("global",)}),
     "attention": ("hashrec.models.acnn:ACNN", {"channels": ("local",)}),

@@ -8,6 +8,9 @@
 - `GET  /model`            name, training data, label count, saved metrics, hyperparameters, limits,
                            calibration, the default `min_confidence`
 - `GET  /health`           `{"status": "ok"}`
+- `POST /posts`            with `--state` and an ingest token: `{"posts": [{"text", "hashtags", "time"?, "user"?}]}`
+                           -> 201 `{"accepted", "last_id"}`, logged durably first (`live`)
+- `GET  /trending`         with `--state`: `?window=1h&k=20` -> the hashtags rising in the window
 - `GET  /docs`             the OpenAPI page; `/openapi.json` the schema
 
 Scores are the model's own (`Recommender._scores`, higher is better): probabilities for some models,
@@ -27,7 +30,8 @@ each with its own copy of the model.
 
 Modules: `schemas` (request and response models), `batching` (`Batcher`, the model caller),
 `fastpath` (`FastRecommend`, the ASGI fast path), `app` (`create_app` and its routes), `workers`
-(`serve`, one process or several), `inprocess` (`running`, a background thread for tests).
+(`serve`, one process or several), `inprocess` (`running`, a background thread for tests), `live`
+(the post log's ingest, tail and trending routes: the server that learns).
 """
 from hashrec.server.app import create_app
 from hashrec.server.batching import Batcher

@@ -18,10 +18,20 @@ from hashrec import __version__, api
 from hashrec.config import check
 from hashrec.errors import HashrecError
 from hashrec.models.base import Recommender
+from hashrec.postlog import PostLog, Synchronous, learn_log
 from hashrec.server.batching import Batcher
 from hashrec.server.fastpath import Served
-from hashrec.server.schemas import (ERRORS, BatchRecommendation, Health, Limits, ModelInfo, Recommendation,
-                                    internal_error, request_models)
+from hashrec.server.live import Live, add_routes
+from hashrec.server.schemas import (
+    ERRORS,
+    BatchRecommendation,
+    Health,
+    Limits,
+    ModelInfo,
+    Recommendation,
+    internal_error,
+    request_models,
+)
 
 STATIC = Path(__file__).parent.with_name("static")
 log = logging.getLogger("hashrec.server")
@@ -29,8 +39,15 @@ log = logging.getLogger("hashrec.server")
 
 def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
                max_k: int = 100, max_body_bytes: int | None = None, torch_threads: int | None = None,
-               gather_ms: float = 2.0, min_confidence: float | None = None) -> FastAPI:
+               gather_ms: float = 2.0, state: str | Path | None = None, ingest_token: str | None = None,
+               window_days: float | None = None, synchronous: Synchronous = "full",
+               min_confidence: float | None = None) -> FastAPI:
     """The FastAPI application serving `model` (a fitted Recommender or a saved model directory).
+
+    With `state` (a directory), the server learns (hashrec.server.live): it replays the post log
+    kept there into the model before it serves, learns what is logged later within `Live.poll_s`,
+    and answers `GET /trending`; `ingest_token` turns `POST /posts` on (None: off), `window_days`
+    forgets older posts, and `synchronous` is the log's durability (hashrec.postlog).
 
     `max_body_bytes` defaults to the size of the largest valid batch however it is escaped
     (12 bytes per character: an astral character as two JSON `\\uXXXX` escapes). `torch_threads`:
@@ -46,6 +63,11 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
                     max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
     RecommendRequest, BatchRequest = request_models(limits)
     batcher = Batcher(rec, torch_threads, gather_ms / 1000)
+    live = None
+    if state is not None:
+        live = Live(rec, PostLog(state, synchronous), batcher.run, window_days)
+        replayed = learn_log(rec, live.log)
+        log.info("replayed %d logged posts into the model, up to log id %d", replayed, live.position)
     batcher.call(["武汉加油 warm up"], k=1)  # loads the segmenter's dictionary now, not on the first request
     # The model and its vocabulary are hundreds of thousands of long-lived objects: frozen,
     # the collector stops walking them in every full collection (tens of ms each, the tail latency)
@@ -53,7 +75,8 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     gc.freeze()
 
     app = Served(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes, docs_url=None,
-                  redoc_url=None,  # /docs below serves Swagger UI's files itself; ReDoc would need a CDN
+                 redoc_url=None,  # /docs below serves Swagger UI's files itself; ReDoc would need a CDN
+                 lifespan=live.learning if live else None,
                   description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
 
     @app.exception_handler(HashrecError)
@@ -110,7 +133,10 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
         return ModelInfo(name=rec.name, labels=len(rec.labels_), supports_explain=rec.supports_explain,
                          trained_on=rec.trained_on_, metrics=rec.metrics_, config=rec.get_params(),
                          limits=limits, calibration=calibration, min_confidence=min_confidence,
-                         hashrec_version=__version__)
+                         hashrec_version=__version__, live=live.stats() if live else None)
+
+    if live is not None:
+        add_routes(app, live, ingest_token, max_text_chars, max_batch)
 
     @app.get("/health", response_model=Health)
     def health() -> Health:

@@ -2,6 +2,7 @@
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -62,6 +63,10 @@ class Batcher:
     def call(self, texts: list[str], k: int, explain: bool = False) -> list[dict[str, Any]]:
         """`api.recommend(model, texts, k, explain)` on the model thread, from outside an event loop."""
         return self._thread.submit(api.recommend, self.model, texts, k=k, explain=explain).result()
+
+    async def run(self, fn: Callable[[], Any]) -> Any:
+        """`fn()` on the model thread, between two model calls: the live server's learning (server.live)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
     async def recommend(self, texts: list[str], k: int, explain: bool = False,
                         min_confidence: float | None = None) -> list[dict[str, Any]]:

@@ -63,6 +63,9 @@ class ModelInfo(BaseModel):
                                                "null: the model has none, confidence is null")
     min_confidence: float | None = Field(description="the threshold a request gets when it names none")
     hashrec_version: str
+    live: dict[str, Any] | None = Field(None, description="with --state: the post log (log_posts, log_last_id), "
+                                        "how far this worker learned (learned_up_to), the posts the model holds "
+                                        "(index_posts) and --window-days")
 
 
 class Health(BaseModel):

@@ -15,6 +15,7 @@ import uvicorn
 
 from hashrec import api
 from hashrec.errors import HashrecError
+from hashrec.postlog import PostLog
 from hashrec.server.app import create_app
 
 log = logging.getLogger("hashrec.server")
@@ -71,14 +72,14 @@ class _Handed(uvicorn.Server):
             log.warning("a connection could not be served: %r", task.exception())
 
 
-def _worker(model: str, channel: socket.socket, access_log: bool, limits: dict[str, float]) -> None:
+def _worker(model: str, channel: socket.socket, access_log: bool, limits: dict[str, Any]) -> None:
     """One `--workers` process: its own model, serving the connections handed to it over `channel`."""
     app = create_app(model, torch_threads=1, **limits)
     _Handed(uvicorn.Config(app, access_log=access_log), channel).run()
 
 
 def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          access_log: bool = True, **limits: float) -> None:
+          access_log: bool = True, **limits: Any) -> None:
     """Run the service with uvicorn until interrupted; loopback only unless `host` says otherwise.
 
     `workers` > 1 runs that many processes, each with its own copy of the model; this process
@@ -87,7 +88,8 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
     worse: uvicorn's own workers share one socket, and the first awake took most of a burst of
     connections; one socket per worker (SO_REUSEPORT) spreads them by a hash of the address,
     unevenly (docs/PERFORMANCE-serve.md). SIGTERM or Ctrl+C stops
-    them all; if one dies, the others are stopped and serve() raises.
+    them all; if one dies, the others are stopped and serve() raises. `limits` go to `create_app`
+    (with `state`, each worker learns the post log: hashrec.server.live).
     """
     if workers == 1:
         app = create_app(model, **limits)  # torch's own thread count: the second core is the model's
@@ -99,6 +101,8 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
     loaded = api.load(model)  # a bad model directory fails here, with its message, not in every worker
     if limits.get("min_confidence") is not None:  # so does a threshold the model cannot apply
         loaded.check_min_confidence(limits["min_confidence"])
+    if limits.get("state") is not None:  # and so does a bad --state; the workers then open a ready log
+        PostLog(limits["state"]).close()
     listener = _listener(host, port)  # so does a port taken by another program
     spawn = multiprocessing.get_context("spawn")
     channels = [socket.socketpair() for _ in range(workers)]

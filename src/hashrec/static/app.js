@@ -160,6 +160,43 @@ post.addEventListener("input", () => {
   timer = setTimeout(suggest, DEBOUNCE_MS);
 });
 
+const TRENDS_EVERY_MS = 5000;
+const trending = document.getElementById("trending");
+
+/** The hashtags rising in the last hour (GET /trending), when the server learns from a post log. */
+async function showTrends() {
+  const response = await fetch("/trending?window=1h&k=10");
+  if (!response.ok) return;  // a server without a post log has no trends
+  const answer = await response.json();
+  const items = answer.hashtags.map((t) => {
+    const li = document.createElement("li");
+    li.dataset.hashtag = t.hashtag;
+    li.textContent = `#${t.hashtag} `;
+    const count = document.createElement("span");
+    count.className = "score";
+    count.textContent = `${t.count.toLocaleString()} posts`;
+    count.title = `${t.expected} expected from the day before`;
+    li.append(count);
+    return li;
+  });
+  document.getElementById("trends").replaceChildren(...items);
+  trending.hidden = false;
+}
+
+/** Keeps the trends and the index size current while the page is open. */
+async function refreshLive() {
+  try {
+    const m = await (await fetch("/model")).json();
+    if (!m.live) return;
+    document.getElementById("index").textContent =
+      `index: ${m.live.index_posts.toLocaleString()} posts · log: ${m.live.log_posts.toLocaleString()} posts`;
+    await showTrends();
+  } finally {
+    setTimeout(refreshLive, TRENDS_EVERY_MS);
+  }
+}
+refreshLive();
+
 fetch("/model").then((r) => r.json()).then((m) => {
   limits = m.limits;
   explain = m.supports_explain;
