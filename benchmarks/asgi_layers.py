@@ -9,6 +9,7 @@ in-process, no network and no model, alternating the two placements; CPU microse
 
     .venv/bin/python benchmarks/asgi_layers.py --requests 20000 --rounds 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,20 @@ from typing import Any
 from fastapi import FastAPI
 
 BODY = '{"text": "武汉加油 #抗击疫情#", "k": 5}'.encode()
-SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-         "path": "/recommend", "raw_path": b"/recommend", "query_string": b"", "root_path": "", "scheme": "http",
-         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())],
-         "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}
+SCOPE = {
+    "type": "http",
+    "asgi": {"version": "3.0"},
+    "http_version": "1.1",
+    "method": "POST",
+    "path": "/recommend",
+    "raw_path": b"/recommend",
+    "query_string": b"",
+    "root_path": "",
+    "scheme": "http",
+    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())],
+    "client": ("127.0.0.1", 1),
+    "server": ("127.0.0.1", 8000),
+}
 
 
 class Handler:

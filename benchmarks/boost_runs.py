@@ -11,6 +11,7 @@ seeds) and `--plot` draws the feature importance of the saved seed-0 model of a 
     python benchmarks/boost_runs.py --report
     python benchmarks/boost_runs.py ... --bench weibo-dev25 --dev-share 0.25 --runs pool:0 pool:1   # learning curve
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,22 +64,31 @@ def record(results: Path, row: dict) -> None:
     results.parent.mkdir(parents=True, exist_ok=True)
     with open(results, "a", encoding="utf-8") as f:
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(f"{row['bench']} {row['method']} seed {row['seed']}: F1@1 {row['f1'][0]:.4f} ({row['seconds']:.0f} s)",
-          flush=True)
+    print(
+        f"{row['bench']} {row['method']} seed {row['seed']}: F1@1 {row['f1'][0]:.4f} ({row['seconds']:.0f} s)",
+        flush=True,
+    )
 
 
 def scores_row(bench: str, method: str, seed: int, model: Recommender, test: list, t0: float, **extra) -> dict:
     s = model.evaluate(test)
-    return {"bench": bench, "method": method, "seed": seed, "f1": [s[k].f1 for k in s],
-            "p": [s[k].precision for k in s], "r": [s[k].recall for k in s],
-            "seconds": time.time() - t0, **extra}
+    return {
+        "bench": bench,
+        "method": method,
+        "seed": seed,
+        "f1": [s[k].f1 for k in s],
+        "p": [s[k].precision for k in s],
+        "r": [s[k].recall for k in s],
+        "seconds": time.time() - t0,
+        **extra,
+    }
 
 
 def dev_part(dev: list, share: float, seed: int) -> list:
     """A random `share` of the dev posts (drawn with seed 100 + `seed`, kept in order); all of them at 1."""
     if share >= 1:
         return dev
-    keep = np.random.default_rng(100 + seed).permutation(len(dev))[:int(share * len(dev))]
+    keep = np.random.default_rng(100 + seed).permutation(len(dev))[: int(share * len(dev))]
     return [dev[i] for i in sorted(keep)]
 
 
@@ -94,9 +104,18 @@ def run(a: argparse.Namespace) -> None:
             t0 = time.time()
             ids, _ = model_top(model := Recommender.load(path), model_sha256(path), test_docs, SCORER_RANKS)
             s = evaluate_ranked([p.hashtags for p in test], [[model.labels_[i] for i in row[:5]] for row in ids])
-            record(a.results, {"bench": bench, "method": name, "seed": 0, "f1": [s[k].f1 for k in s],
-                               "p": [s[k].precision for k in s], "r": [s[k].recall for k in s],
-                               "seconds": time.time() - t0})
+            record(
+                a.results,
+                {
+                    "bench": bench,
+                    "method": name,
+                    "seed": 0,
+                    "f1": [s[k].f1 for k in s],
+                    "p": [s[k].precision for k in s],
+                    "r": [s[k].recall for k in s],
+                    "seconds": time.time() - t0,
+                },
+            )
     jobs = [tuple(r.split(":")) for r in a.runs] if a.runs else [(v, s) for v in a.variants for s in a.seeds]
     for variant, seed in ((v, int(s)) for v, s in jobs):
         method = f"boost:{variant}"
@@ -104,30 +123,49 @@ def run(a: argparse.Namespace) -> None:
             continue
         t0 = time.time()
         params = {**VARIANTS[variant], **json.loads(a.params)}
-        model = create("boost", base=str(a.base), scorers=tuple(map(str, a.scorer)), seed=seed, threads=a.threads,
-                       **params).fit(train, dev_part(dev, a.dev_share, seed))
+        model = create(
+            "boost", base=str(a.base), scorers=tuple(map(str, a.scorer)), seed=seed, threads=a.threads, **params
+        ).fit(train, dev_part(dev, a.dev_share, seed))
         fit_s = time.time() - t0
         if seed == 0:
             model.save(a.out / f"{bench}-{variant}")
-        record(a.results, scores_row(bench, method, seed, model, test, t0, fit_seconds=fit_s, params=params,
-                                     dev_share=a.dev_share,
-                                     trained_on={k: v for k, v in model.trained_on_.items() if k != "train_sha256"},
-                                     importance=importance(model)[:15]))
+        record(
+            a.results,
+            scores_row(
+                bench,
+                method,
+                seed,
+                model,
+                test,
+                t0,
+                fit_seconds=fit_s,
+                params=params,
+                dev_share=a.dev_share,
+                trained_on={k: v for k, v in model.trained_on_.items() if k != "train_sha256"},
+                importance=importance(model)[:15],
+            ),
+        )
 
 
 def report(results: Path) -> str:
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    out = ["| bench | method | seeds | F1@1 | F1@3 | F1@5 | P@1 | candidate recall (stop part) |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    out = [
+        "| bench | method | seeds | F1@1 | F1@3 | F1@5 | P@1 | candidate recall (stop part) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     keys = sorted(dict.fromkeys((r["bench"], r["method"]) for r in rows), key=lambda bm: bm[0])
     for bench, method in keys:
         rs = [r for r in rows if (r["bench"], r["method"]) == (bench, method)]
+
         def ms(i: int, key: str = "f1", rs: list[dict] = rs) -> str:
             v = np.array([r[key][i] for r in rs])
             return f"{v.mean():.4f} ± {v.std():.4f}" if len(v) > 1 else f"{v[0]:.4f}"
+
         recall = rs[0].get("trained_on", {}).get("candidate_recall", {}).get("stop")
-        out.append(f"| {bench} | {method} | {len(rs)} | {ms(0)} | {ms(2)} | {ms(4)} | {ms(0, 'p')} | "
-                   f"{'' if recall is None else f'{recall:.3f}'} |")
+        out.append(
+            f"| {bench} | {method} | {len(rs)} | {ms(0)} | {ms(2)} | {ms(4)} | {ms(0, 'p')} | "
+            f"{'' if recall is None else f'{recall:.3f}'} |"
+        )
     return "\n".join(out)
 
 
@@ -143,9 +181,12 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", metavar="VARIANT:SEED", help="runs in this order (instead of variants x seeds)")
     p.add_argument("--params", default="{}", help="JSON of extra boost params for every run")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--dev-share", type=float, default=1.0,
-                   help="train the booster on this random share of the dev posts "
-                   "(a learning curve; give each share its --bench)")
+    p.add_argument(
+        "--dev-share",
+        type=float,
+        default=1.0,
+        help="train the booster on this random share of the dev posts (a learning curve; give each share its --bench)",
+    )
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--out", type=Path, default=Path("runs/boost/models"), help="where seed-0 boost models are saved")
     p.add_argument("--report", action="store_true", help="print the Markdown table of --results and exit")

@@ -11,6 +11,7 @@ keeps: the share of posts left with a suggestion and the precision of the sugges
 OUT/calibration.json, OUT/calibration.md and OUT/reliability.png (observed frequency against
 confidence, one line per model).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,17 +37,27 @@ def thresholds(gold: list[tuple[str, ...]], suggested: list[list[Any]]) -> list[
         kept = [[s for s in row if s.confidence >= t] for row in suggested]
         n_kept = sum(map(len, kept))
         hits = sum(s.hashtag in g for g, row in zip(gold, kept) for s in row)
-        rows.append({"min_confidence": t, "posts_answered": sum(1 for r in kept if r) / len(kept),
-                     "precision": hits / n_kept if n_kept else float("nan")})
+        rows.append(
+            {
+                "min_confidence": t,
+                "posts_answered": sum(1 for r in kept if r) / len(kept),
+                "precision": hits / n_kept if n_kept else float("nan"),
+            }
+        )
     return rows
 
 
 def measure(model: Recommender, test_texts: list[str], gold: list[tuple[str, ...]], k: int) -> dict[str, Any]:
     suggested = model.suggest(test_texts, k)
     top1 = [row[:1] for row in suggested]
-    return {"model": model.name, "n_train": model.trained_on_.get("n_train"),
-            "n_calibration": model.calibration_.n_posts, f"top{k}": reliability(gold, suggested),
-            "top1": reliability(gold, top1), "thresholds": thresholds(gold, top1)}
+    return {
+        "model": model.name,
+        "n_train": model.trained_on_.get("n_train"),
+        "n_calibration": model.calibration_.n_posts,
+        f"top{k}": reliability(gold, suggested),
+        "top1": reliability(gold, top1),
+        "thresholds": thresholds(gold, top1),
+    }
 
 
 def header(first: str, results: list[dict[str, Any]]) -> list[str]:
@@ -58,10 +69,16 @@ def write_markdown(results: list[dict[str, Any]], k: int, path: Path) -> None:
     lines = [f"| model | train posts | ECE top-{k} | Brier top-{k} | ECE top-1 | Brier top-1 |", "|---" * 6 + "|"]
     for r in results:
         a, b = r[f"top{k}"], r["top1"]
-        lines.append(f"| {r['model']} | {r['n_train']:,} | {a['ece']:.4f} | {a['brier']:.4f} | {b['ece']:.4f} | "
-                     f"{b['brier']:.4f} |")
-    lines += ["", f"Observed frequency of gold hashtags per confidence bin (top-{k} suggestions; n in brackets):",
-              "", *header("confidence bin", results)]
+        lines.append(
+            f"| {r['model']} | {r['n_train']:,} | {a['ece']:.4f} | {a['brier']:.4f} | {b['ece']:.4f} | "
+            f"{b['brier']:.4f} |"
+        )
+    lines += [
+        "",
+        f"Observed frequency of gold hashtags per confidence bin (top-{k} suggestions; n in brackets):",
+        "",
+        *header("confidence bin", results),
+    ]
     bins = sorted({row["bin"] for r in results for row in r[f"top{k}"]["bins"]})
     for b in bins:
         cells = []
@@ -69,8 +86,12 @@ def write_markdown(results: list[dict[str, Any]], k: int, path: Path) -> None:
             row = next((x for x in r[f"top{k}"]["bins"] if x["bin"] == b), None)
             cells.append(f"{row['observed']:.3f} (mean conf {row['confidence']:.3f}, n {row['n']:,})" if row else "-")
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
-    lines += ["", "Top-1 suggestion under a threshold: share of test posts still answered / precision of the kept:",
-              "", *header("min_confidence", results)]
+    lines += [
+        "",
+        "Top-1 suggestion under a threshold: share of test posts still answered / precision of the kept:",
+        "",
+        *header("min_confidence", results),
+    ]
     for i, t in enumerate(THRESHOLDS):
         cells = [f"{r['thresholds'][i]['posts_answered']:.1%} / {r['thresholds'][i]['precision']:.3f}" for r in results]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
@@ -87,10 +108,19 @@ def plot(results: list[dict[str, Any]], k: int, path: Path) -> None:
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
     for r in results:
         rel = r[f"top{k}"]
-        ax.plot([b["confidence"] for b in rel["bins"]], [b["observed"] for b in rel["bins"]], marker="o",
-                label=f"{r['model']} (ECE {rel['ece']:.3f})")
-    ax.set(xlabel="calibrated confidence (bin mean)", ylabel="observed frequency of gold hashtags",
-           title=f"Reliability on test, top-{k} suggestions", xlim=(0, 1), ylim=(0, 1))
+        ax.plot(
+            [b["confidence"] for b in rel["bins"]],
+            [b["observed"] for b in rel["bins"]],
+            marker="o",
+            label=f"{r['model']} (ECE {rel['ece']:.3f})",
+        )
+    ax.set(
+        xlabel="calibrated confidence (bin mean)",
+        ylabel="observed frequency of gold hashtags",
+        title=f"Reliability on test, top-{k} suggestions",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -107,7 +137,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     train, dev, test = (load_split(a.data, s) for s in ("train", "dev", "test"))
-    train = train[:a.n_train] if a.n_train else train
+    train = train[: a.n_train] if a.n_train else train
     gold, texts = [x.hashtags for x in test], [x.text for x in test]
     params = split_params(parse_overrides(a.set), a.models)
     results = []

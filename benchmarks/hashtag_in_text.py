@@ -8,6 +8,7 @@ their text and which hashtags those carry; the same for short posts (at most --s
 the ones a nearest-neighbour vote matches when a user types H alone. docs/results/calibration.md
 reads it for 武汉加油.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,14 +33,20 @@ def main() -> None:
         tagged = [x for x in posts if h in x.hashtags]
         saying = [x for x in posts if h in x.text]
         short = [x for x in saying if len(x.text) <= a.short]
-        print(f"{split}: {len(posts):,} posts; {len(tagged):,} carry #{h}#, of which "
-              f"{sum(h in x.text for x in tagged):,} say {h} in their text")
-        print(f"  {len(saying):,} say {h}; {sum(h in x.hashtags for x in saying):,} of them carry #{h}#; "
-              "their hashtags: " + ", ".join(f"{t} {n}" for t, n in Counter(
-                  t for x in saying for t in x.hashtags).most_common(5)))
-        print(f"  {len(short):,} short ones (<= {a.short} characters); {sum(h in x.hashtags for x in short):,} "
-              f"carry #{h}#; their hashtags: " + ", ".join(f"{t} {n}" for t, n in Counter(
-                  t for x in short for t in x.hashtags).most_common(5)))
+        print(
+            f"{split}: {len(posts):,} posts; {len(tagged):,} carry #{h}#, of which "
+            f"{sum(h in x.text for x in tagged):,} say {h} in their text"
+        )
+        print(
+            f"  {len(saying):,} say {h}; {sum(h in x.hashtags for x in saying):,} of them carry #{h}#; "
+            "their hashtags: "
+            + ", ".join(f"{t} {n}" for t, n in Counter(t for x in saying for t in x.hashtags).most_common(5))
+        )
+        print(
+            f"  {len(short):,} short ones (<= {a.short} characters); {sum(h in x.hashtags for x in short):,} "
+            f"carry #{h}#; their hashtags: "
+            + ", ".join(f"{t} {n}" for t, n in Counter(t for x in short for t in x.hashtags).most_common(5))
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ would be measured as server latency.
     .venv/bin/python benchmarks/load_serve.py --model runs/acnn --clients 1 32 --workers 2 --json
     .venv/bin/python benchmarks/load_serve.py --model runs/acnn --clients 32 --workers 2 --rounds 20
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,11 +52,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, port: int, workers: int, log: Path, timeout: float = 300,
-                 extra: tuple[str, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_server(
+    model: Path,
+    port: int,
+    workers: int,
+    log: Path,
+    timeout: float = 300,
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     """`hashrec serve` (and `extra` arguments) in a subprocess, returned once it listens and every worker started."""
-    cmd = [sys.executable, "-m", "hashrec", "serve", "--model", str(model), "--port", str(port),
-           "--workers", str(workers), "--no-access-log", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hashrec",
+        "serve",
+        "--model",
+        str(model),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        *extra,
+    ]
     with open(log, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
     deadline = time.monotonic() + timeout
@@ -89,19 +109,23 @@ def cpu_seconds(pid: int) -> float:
 async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
     return status, await reader.readexactly(length)
 
 
 def request(text: str) -> bytes:
     body = json.dumps({"text": text, "k": 5}, ensure_ascii=False).encode()
-    return (b"POST /recommend HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    return (
+        b"POST /recommend HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
 
 
-async def load_round(port: int, requests: list[bytes], clients: int, limit: int, seconds: float,
-                     server_pid: int | None) -> tuple[dict, np.ndarray]:
+async def load_round(
+    port: int, requests: list[bytes], clients: int, limit: int, seconds: float, server_pid: int | None
+) -> tuple[dict, np.ndarray]:
     """`clients` closed-loop connections until `limit` answers or `seconds` pass: a row of figures
     and every answer's latency (ms).
 
@@ -143,42 +167,62 @@ async def load_round(port: int, requests: list[bytes], clients: int, limit: int,
     wall = time.perf_counter() - t0
     server_cpu, client_cpu = cpu() - cpu0, time.process_time() - client0
     ms = np.array(latencies) * 1000
-    return {"clients": clients, "requests": len(latencies), "failed": failures,
-            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
-            "throughput_rps": round(len(latencies) / wall, 1),
-            "server_cpu_ms_per_req": round(1000 * server_cpu / max(len(latencies), 1), 2),
-            "client_cpu_ms_per_req": round(1000 * client_cpu / max(len(latencies), 1), 2),
-            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}, ms
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "failed": failures,
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "throughput_rps": round(len(latencies) / wall, 1),
+        "server_cpu_ms_per_req": round(1000 * server_cpu / max(len(latencies), 1), 2),
+        "client_cpu_ms_per_req": round(1000 * client_cpu / max(len(latencies), 1), 2),
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }, ms
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--model", type=Path, required=True, help="saved model directory (with --port: a label)")
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "benchmarks" / "weibo",
-                   help="split directory whose test posts are sent")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "benchmarks" / "weibo",
+        help="split directory whose test posts are sent",
+    )
     p.add_argument("--clients", type=int, nargs="+", default=[1, 32], help="concurrent clients per round")
     p.add_argument("--requests", type=int, default=2000, help="answers per round at most")
     p.add_argument("--seconds", type=float, default=30, help="length of a round at most")
     p.add_argument("--warmup", type=int, default=100, help="requests sent before measuring")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="rounds per client count, on the same server; with more than one, a line on how "
-                        "many met --target-ms (a noisy machine moves p99 from round to round)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds per client count, on the same server; with more than one, a line on how "
+        "many met --target-ms (a noisy machine moves p99 from round to round)",
+    )
     p.add_argument("--target-ms", type=float, default=20.0, help="the p99 target that --rounds counts")
     p.add_argument("--workers", type=int, default=1, help="server processes")
-    p.add_argument("--client-nice", type=int, default=-10,
-                   help="this client's nice value. It shares the cores with the server; at a higher priority "
-                   "it reads each answer when it arrives, as a client on another machine would, instead of "
-                   "waiting for a server worker's time slice to end (a delay that is the client's, not the "
-                   "server's: docs/PERFORMANCE-serve.md, the client priority). 0 keeps the server's priority")
+    p.add_argument(
+        "--client-nice",
+        type=int,
+        default=-10,
+        help="this client's nice value. It shares the cores with the server; at a higher priority "
+        "it reads each answer when it arrives, as a client on another machine would, instead of "
+        "waiting for a server worker's time slice to end (a delay that is the client's, not the "
+        "server's: docs/PERFORMANCE-serve.md, the client priority). 0 keeps the server's priority",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per round")
     p.add_argument("--port", type=int, help="load a server already running on 127.0.0.1:PORT instead")
     p.add_argument("--pid", type=int, help="with --port: the server's process id, for its CPU time")
     a = p.parse_args()
 
     # Only posts the server accepts (default max_text_chars 2000): the others are 422s by design.
-    requests = [request(post.text) for post in load_split(a.data, "test")[:5000]
-                if post.text.strip() and len(post.text) <= 2000]
+    requests = [
+        request(post.text) for post in load_split(a.data, "test")[:5000] if post.text.strip() and len(post.text) <= 2000
+    ]
     if a.port:
         run(a, requests, a.port, a.pid)
         return
@@ -198,8 +242,11 @@ def raise_priority(nice: int) -> None:
     try:
         os.nice(nice)
     except PermissionError:
-        print(f"note: no permission for --client-nice {nice} (needs root); the client runs at the server's "
-              "priority, and its own wake-ups wait behind the server's workers", file=sys.stderr)
+        print(
+            f"note: no permission for --client-nice {nice} (needs root); the client runs at the server's "
+            "priority, and its own wake-ups wait behind the server's workers",
+            file=sys.stderr,
+        )
 
 
 def run(a: argparse.Namespace, requests: list[bytes], port: int, pid: int | None) -> None:
@@ -217,17 +264,23 @@ def run(a: argparse.Namespace, requests: list[bytes], port: int, pid: int | None
         if a.rounds > 1:
             print(summary(clients, p99s, np.concatenate(every), a.target_ms), flush=True)
     after = matmul_peak(1, seconds=1.0)
-    print(json.dumps({"matmul_gflops_before": round(before), "matmul_gflops_after": round(after)}) if a.json else
-          f"machine: one thread's float32 matmul {before:.0f} GFLOP/s before the rounds, {after:.0f} after", flush=True)
+    print(
+        json.dumps({"matmul_gflops_before": round(before), "matmul_gflops_after": round(after)})
+        if a.json
+        else f"machine: one thread's float32 matmul {before:.0f} GFLOP/s before the rounds, {after:.0f} after",
+        flush=True,
+    )
 
 
 def summary(clients: int, p99s: list[float], every_ms: np.ndarray, target_ms: float) -> str:
     """One line on the rounds of a client count: how often a round's p99 met the target, its spread,
     and the p99 of all the rounds' answers together (one run's p99, as a longer round would give)."""
-    return (f"clients {clients}: p99 <= {target_ms:g} ms in {sum(p <= target_ms for p in p99s)} of {len(p99s)} "
-            f"rounds; p99 min {min(p99s):.2f}, median {float(np.median(p99s)):.2f}, max {max(p99s):.2f} ms; "
-            f"all {len(every_ms)} answers: p50 {np.percentile(every_ms, 50):.2f}, "
-            f"p99 {np.percentile(every_ms, 99):.2f} ms")
+    return (
+        f"clients {clients}: p99 <= {target_ms:g} ms in {sum(p <= target_ms for p in p99s)} of {len(p99s)} "
+        f"rounds; p99 min {min(p99s):.2f}, median {float(np.median(p99s)):.2f}, max {max(p99s):.2f} ms; "
+        f"all {len(every_ms)} answers: p50 {np.percentile(every_ms, 50):.2f}, "
+        f"p99 {np.percentile(every_ms, 99):.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ gold, time and user, so that benchmarks/stream_tune.py can mix in trending and a
     python benchmarks/stream_candidates.py --warmup /tmp/warmup.jsonl.gz \
         --data ../shared/benchmarks/weibo-stream --out runs/stream/candidates.npz
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,12 +48,12 @@ def main() -> None:
     knn = create("knn", **params).fit(list(read_jsonl(a.warmup)))
     print(f"fit {time.perf_counter() - t0:.0f} s, {len(knn.words_.vocab)} words", flush=True)
     stream = [q for part in a.parts.split(",") for q in read_jsonl(a.data / f"{part}.jsonl.gz")]
-    stream = stream[:a.limit] if a.limit else stream
+    stream = stream[: a.limit] if a.limit else stream
     n = len(stream)
     cand = {(s, k): (np.zeros((n, TOP), np.int32), np.zeros((n, TOP), np.float32)) for s in SETTINGS for k in KS}
     t_rec = t_learn = 0.0
     for start in range(0, n, a.chunk):
-        posts = stream[start:start + a.chunk]
+        posts = stream[start : start + a.chunk]
         t = time.perf_counter()
         docs = tokenize_many([q.text for q in posts])
         first = knn._first_within_horizon(np.array([q.time for q in posts]))
@@ -71,20 +72,30 @@ def main() -> None:
                     row = tags[idx[r, :k]]
                     np.add.at(votes[r], row.indices, np.repeat(val[r, :k], np.diff(row.indptr)))
                 top = np.argsort(-votes, axis=1)[:, :TOP]
-                cand[(power, tau), k][0][start:start + len(posts)] = top
-                cand[(power, tau), k][1][start:start + len(posts)] = np.take_along_axis(votes, top, 1)
+                cand[(power, tau), k][0][start : start + len(posts)] = top
+                cand[(power, tau), k][1][start : start + len(posts)] = np.take_along_axis(votes, top, 1)
         t_rec += time.perf_counter() - t
         t = time.perf_counter()
         knn.update(posts)
         t_learn += time.perf_counter() - t
         if start // a.chunk % 50 == 0:
-            print(f"{start + len(posts)}/{n} recommend {1000 * t_rec / (start + len(posts)):.1f} ms/post "
-                  f"learn {1000 * t_learn / (start + len(posts)):.2f} ms/post", flush=True)
+            print(
+                f"{start + len(posts)}/{n} recommend {1000 * t_rec / (start + len(posts)):.1f} ms/post "
+                f"learn {1000 * t_learn / (start + len(posts)):.2f} ms/post",
+                flush=True,
+            )
     arrays = {f"{'x'.join(map(str, s))}_k{k}_{w}": v[i] for (s, k), v in cand.items() for i, w in enumerate("iv")}
-    meta = {"labels": knn.labels_, "n_warmup": int(knn.trained_on_["n_train"]), "params": params,
-            "gold": [list(q.hashtags) for q in stream], "time": [q.time for q in stream],
-            "user": [q.user for q in stream], "parts": a.parts,
-            "ms_recommend": 1000 * t_rec / n, "ms_learn": 1000 * t_learn / n}
+    meta = {
+        "labels": knn.labels_,
+        "n_warmup": int(knn.trained_on_["n_train"]),
+        "params": params,
+        "gold": [list(q.hashtags) for q in stream],
+        "time": [q.time for q in stream],
+        "user": [q.user for q in stream],
+        "parts": a.parts,
+        "ms_recommend": 1000 * t_rec / n,
+        "ms_learn": 1000 * t_learn / n,
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(a.out, meta=np.array(json.dumps(meta, ensure_ascii=False)), **arrays)
     print(json.dumps({k: v for k, v in meta.items() if k.startswith("ms")}))

@@ -10,6 +10,7 @@ learning and recommending cost in CPU ms per post (the process's time: the machi
     python benchmarks/stream_eval.py --model stream --warmup /tmp/warmup.jsonl.gz \
         --data ../shared/benchmarks/weibo-stream [--set k=50] [--parts dev]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,15 +48,16 @@ def main() -> None:
     fit_s = time.process_time() - t0
     parts = a.parts.split(",")
     stream = [(part, q) for part in parts for q in read_jsonl(a.data / f"{part}.jsonl.gz")]
-    stream = stream[:a.limit] if a.limit else stream
+    stream = stream[: a.limit] if a.limit else stream
     seen_tags = set(model.labels_)
     gold, ranked, seen, part_of = [], [], [], []
     t_rec = t_learn = 0.0
     for start in range(0, len(stream), a.chunk):
-        chunk = [q for _, q in stream[start:start + a.chunk]]
+        chunk = [q for _, q in stream[start : start + a.chunk]]
         t = time.process_time()
-        recs = model.recommend([q.text for q in chunk], 5, at=[q.time for q in chunk],
-                               user=None if a.no_users else [q.user for q in chunk])
+        recs = model.recommend(
+            [q.text for q in chunk], 5, at=[q.time for q in chunk], user=None if a.no_users else [q.user for q in chunk]
+        )
         t_rec += time.process_time() - t
         t = time.process_time()
         model.update(chunk)
@@ -63,16 +65,23 @@ def main() -> None:
         gold += [q.hashtags for q in chunk]
         ranked += [[tag for tag, _ in r] for r in recs]
         seen += [any(tag in seen_tags for tag in q.hashtags) for q in chunk]
-        part_of += [part for part, _ in stream[start:start + a.chunk]]
+        part_of += [part for part, _ in stream[start : start + a.chunk]]
         seen_tags.update(tag for q in chunk for tag in q.hashtags)
-    report = {"model": a.model, "params": model.get_params(), "fit_s": round(fit_s, 1),
-              "ms_recommend": round(1000 * t_rec / len(stream), 2), "ms_learn": round(1000 * t_learn / len(stream), 3)}
+    report = {
+        "model": a.model,
+        "params": model.get_params(),
+        "fit_s": round(fit_s, 1),
+        "ms_recommend": round(1000 * t_rec / len(stream), 2),
+        "ms_learn": round(1000 * t_learn / len(stream), 3),
+    }
     for part in parts:
         rows = [x == part for x in part_of]
-        report[part] = {"all": scores(gold, ranked, rows),
-                        "seen": scores(gold, ranked, [r and s for r, s in zip(rows, seen)]),
-                        "new": scores(gold, ranked, [r and not s for r, s in zip(rows, seen)]),
-                        "ceiling": round(sum(r and s for r, s in zip(rows, seen)) / sum(rows), 4)}
+        report[part] = {
+            "all": scores(gold, ranked, rows),
+            "seen": scores(gold, ranked, [r and s for r, s in zip(rows, seen)]),
+            "new": scores(gold, ranked, [r and not s for r, s in zip(rows, seen)]),
+            "ceiling": round(sum(r and s for r, s in zip(rows, seen)) / sum(rows), 4),
+        }
     print(json.dumps(report, ensure_ascii=False))
 
 

@@ -10,6 +10,7 @@ split into posts whose gold hashtags had appeared before (seen) and not (new).
 
     python benchmarks/stream_tune.py --candidates runs/stream/cand.npz --warmup /tmp/warmup.jsonl.gz
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ def author_scores(history: tuple[list[str], list[float]], at: float) -> dict[flo
     age = 1.0 + np.floor((at - np.array(times)) / DAY)
     out = {}
     for d in DECAYS:
-        b = np.bincount(inverse, weights=age ** -d)
+        b = np.bincount(inverse, weights=age**-d)
         out[d] = dict(zip(names.tolist(), (b / b.sum()).tolist()))
     return out
 
@@ -83,23 +84,25 @@ def features(meta: dict, knn_i: np.ndarray, knn_v: np.ndarray, author: list, tre
     index = {t: i for i, t in enumerate(labels)}
     n = len(meta["gold"])
     cand = np.full((n, WIDTH), -1, np.int64)
-    cols = {name: np.zeros((n, WIDTH), np.float32) for name in
-            ["knn"] + [f"user{d}" for d in DECAYS] + [f"trend{w}" for w in WINDOWS]}
+    cols = {
+        name: np.zeros((n, WIDTH), np.float32)
+        for name in ["knn"] + [f"user{d}" for d in DECAYS] + [f"trend{w}" for w in WINDOWS]
+    }
     for i in range(n):
         user, shares = author[i], trend[i]
         ids = [int(j) for j, v in zip(knn_i[i], knn_v[i]) if v > 0]
         ids += [index[t] for t, _ in sorted(user[DECAYS[0]].items(), key=lambda kv: -kv[1])[:TOP_USER]]
         ids += [index[t] for w in WINDOWS for t in list(shares[w])[:TOP_TREND]]
         ids = list(dict.fromkeys(ids))[:WIDTH]
-        cand[i, :len(ids)] = ids
+        cand[i, : len(ids)] = ids
         kv = dict(zip(knn_i[i].tolist(), knn_v[i].tolist()))
         total = sum(v for v in kv.values() if v > 0) or 1.0
         tags = [labels[j] for j in ids]
-        cols["knn"][i, :len(ids)] = [kv.get(j, 0.0) / total for j in ids]
+        cols["knn"][i, : len(ids)] = [kv.get(j, 0.0) / total for j in ids]
         for d in DECAYS:
-            cols[f"user{d}"][i, :len(ids)] = [user[d].get(t, 0.0) for t in tags]
+            cols[f"user{d}"][i, : len(ids)] = [user[d].get(t, 0.0) for t in tags]
         for w in WINDOWS:
-            cols[f"trend{w}"][i, :len(ids)] = [shares[w].get(t, 0.0) for t in tags]
+            cols[f"trend{w}"][i, : len(ids)] = [shares[w].get(t, 0.0) for t in tags]
     gold = meta["gold"]
     is_gold = np.array([[j >= 0 and labels[j] in gold[i] for j in row] for i, row in enumerate(cand)])
     return cand, is_gold, cols
@@ -139,10 +142,12 @@ def main() -> None:
         top = z[f"{s}_i"][:, 0]
         hit = np.array([z[f"{s}_v"][i, 0] > 0 and meta["labels"][top[i]] in gold_sets[i] for i in range(n)])
         alone[s] = [f1_at_1(np.zeros(n, np.int64), hit[:, None], n_gold, rows) for rows in parts]
-        print(f"knn {s}: dev {alone[s][0]:.4f}  test {alone[s][1]:.4f} (seen {alone[s][2]:.4f} new {alone[s][3]:.4f})",
-              flush=True)
+        print(
+            f"knn {s}: dev {alone[s][0]:.4f}  test {alone[s][1]:.4f} (seen {alone[s][2]:.4f} new {alone[s][3]:.4f})",
+            flush=True,
+        )
     results = {}
-    for s in sorted(alone, key=lambda s: -alone[s][0])[:a.mix]:
+    for s in sorted(alone, key=lambda s: -alone[s][0])[: a.mix]:
         cand, is_gold, cols = features(meta, z[f"{s}_i"], z[f"{s}_v"], author, trend)
         valid = cand >= 0
         for d, w, beta, gamma in itertools.product(DECAYS, WINDOWS, BETAS, GAMMAS):

@@ -6,6 +6,7 @@ Prints wall seconds, CPU seconds (this process and its worker processes) and the
 before and after, for a cold cache (a fresh temporary HASHREC_CACHE: tokenise + write the cache)
 and then a warm one (read the cache back). Target (docs/PERFORMANCE.md): at most 3 minutes on 2 cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,12 @@ from hashrec.tokens import tokenize_many
 def timed(fn) -> dict[str, float]:
     load0, wall0, cpu0 = os.getloadavg()[0], time.perf_counter(), cpu_seconds()
     fn()
-    return {"wall_s": round(time.perf_counter() - wall0, 1), "cpu_s": round(cpu_seconds() - cpu0, 1),
-            "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2)}
+    return {
+        "wall_s": round(time.perf_counter() - wall0, 1),
+        "cpu_s": round(cpu_seconds() - cpu0, 1),
+        "load_before": round(load0, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
 
 
 def main() -> None:

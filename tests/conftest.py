@@ -1,4 +1,5 @@
 """Shared fixtures: small slices of the real benchmarks (../shared) and of the bundled sample."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """The attention-based CNN (hashrec.models.acnn): the attention arithmetic by hand, training on a
 real 2,000-post Weibo slice, checkpoint/resume after SIGKILL, and explanations end to end."""
+
 from __future__ import annotations
 
 import json
@@ -38,6 +39,8 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
 TEXTS = ["钟南山说疫情拐点还没有到来", "武汉加油，致敬医护人员", ""]
 
 
@@ -68,8 +71,10 @@ def test_eta_and_trigger_words_by_hand():
     np.testing.assert_allclose(soft.weights(x, mask)[0].detach().numpy(), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("size,left,right,words", [(1, 0, 0, 6), (2, 1, 1, 6), (3, 2, 2, 6), (5, 2, 2, 6),
-                                                   (3, 0, 1, 6), (7, 3, 3, 1), (7, 3, 3, 2), (3, 2, 2, 1)])
+@pytest.mark.parametrize(
+    "size,left,right,words",
+    [(1, 0, 0, 6), (2, 1, 1, 6), (3, 2, 2, 6), (5, 2, 2, 6), (3, 0, 1, 6), (7, 3, 3, 1), (7, 3, 3, 2), (3, 2, 2, 1)],
+)
 def test_window_sums_equal_the_layer_on_each_window(size, left, right, words):
     # posts shorter than a window (words < size) occur: a batch of one-word posts under h = 7
     torch.manual_seed(size)
@@ -77,12 +82,17 @@ def test_window_sums_equal_the_layer_on_each_window(size, left, right, words):
     embed = torch.randn(10, 7)
     embed[0] = 0  # word 0 is padding, a zero vector
     x = torch.randint(1, 10, (3, words))
-    x[0, words // 2:] = 0  # a shorter post, padded
+    x[0, words // 2 :] = 0  # a shorter post, padded
     w = embed[x].requires_grad_(True)
     padded = torch.cat([torch.zeros(3, left, 7), w, torch.zeros(3, right, 7)], 1)
     # the paper's window: the words w_t .. w_{t+size-1} stacked, one filter bank over them
-    expected = torch.stack([F.linear(padded[:, t:t + size].transpose(1, 2).flatten(1), layer.weight, layer.bias)
-                            for t in range(padded.size(1) - size + 1)], 1)
+    expected = torch.stack(
+        [
+            F.linear(padded[:, t : t + size].transpose(1, 2).flatten(1), layer.weight, layer.bias)
+            for t in range(padded.size(1) - size + 1)
+        ],
+        1,
+    )
     with torch.no_grad():
         table = acnn_fast.table(layer, embed)
         torch.testing.assert_close(acnn_fast.table_sums(layer, x, table) + layer.bias, expected)  # inference
@@ -91,8 +101,10 @@ def test_window_sums_equal_the_layer_on_each_window(size, left, right, words):
     grad = torch.randn_like(expected)
     for got in (layer.window_sums(w) + layer.bias, layer(w)):
         torch.testing.assert_close(got, expected)
-        torch.testing.assert_close(torch.autograd.grad(got, (w, layer.weight), grad),
-                                   torch.autograd.grad(expected, (w, layer.weight), grad, retain_graph=True))
+        torch.testing.assert_close(
+            torch.autograd.grad(got, (w, layer.weight), grad),
+            torch.autograd.grad(expected, (w, layer.weight), grad, retain_graph=True),
+        )
 
 
 def test_inference_tables_give_the_training_path_and_follow_the_weights():
@@ -133,12 +145,19 @@ def test_a_vocabulary_too_large_for_tables_keeps_the_products(monkeypatch):
     assert net._tables is None
 
 
-@pytest.mark.parametrize("channels,attention,windows,tables", [
-    (("global", "local"), "soft", (1, 2, 3), True), (("global", "local"), "hard", (1, 2, 3), True),
-    (("global",), "soft", (2, 4), True), (("local",), "soft", (1,), True),
-    (("global", "local"), "soft", (1, 2, 3), False)])
+@pytest.mark.parametrize(
+    "channels,attention,windows,tables",
+    [
+        (("global", "local"), "soft", (1, 2, 3), True),
+        (("global", "local"), "hard", (1, 2, 3), True),
+        (("global",), "soft", (2, 4), True),
+        (("local",), "soft", (1,), True),
+        (("global", "local"), "soft", (1, 2, 3), False),
+    ],
+)
 def test_a_packed_batch_gives_the_padded_batchs_h_and_trigger_weights(
-        channels, attention, windows, tables, monkeypatch):
+    channels, attention, windows, tables, monkeypatch
+):
     torch.manual_seed(1)
     cfg = ACNNConfig(channels=channels, attention=attention, windows=windows, dim=8, n_maps=4, local_dim=6, hidden=5)
     net = ACNNNet(n_words=30, n_labels=7, cfg=cfg).eval()
@@ -147,14 +166,16 @@ def test_a_packed_batch_gives_the_padded_batchs_h_and_trigger_weights(
     rows = [[3, 4, 5, 6], [7], [8, 9, 10, 11, 12, 13, 14, 15, 16], [17, 18], [1, 1, 2]]
     x = pad(rows)
     batch = pack(rows, net.gap)
-    assert batch.row[0].tolist() == [3, 4, 5, 6] + [0] * net.gap + [7] + [0] * net.gap + rows[2] + [0] * net.gap \
-        + [17, 18] + [0] * net.gap + [1, 1, 2]
+    assert batch.row[0].tolist() == [3, 4, 5, 6] + [0] * net.gap + [7] + [0] * net.gap + rows[2] + [0] * net.gap + [
+        17,
+        18,
+    ] + [0] * net.gap + [1, 1, 2]
     with torch.inference_mode():
         torch.testing.assert_close(acnn_fast.packed_features(net, batch), net.features(x))
         if "local" in channels:
             padded = net.local.weights(net.window_sums(x)[-1], x != 0)
             for a, expected, r in zip(acnn_fast.trigger_weights(net, batch), padded, rows):
-                torch.testing.assert_close(torch.from_numpy(a), expected[:len(r)])
+                torch.testing.assert_close(torch.from_numpy(a), expected[: len(r)])
     assert (net._tables is None) == (not tables)
 
 
@@ -213,8 +234,9 @@ def test_pairs_and_soft_targets_agree_on_one_hashtag_posts():
 def test_word2vec_vectors_wider_than_w2v_std_are_scaled_down_to_it(weibo_sample):
     posts = weibo_sample["train"][:300]
     params = dict(TINY, epochs=1, static_embeddings=True)  # static: the vectors stay as initialised
-    raw, narrower, wider = (create("acnn", **params, w2v_std=std).fit(posts).net_.embed.weight.detach()[2:]
-                            for std in (0.0, 0.02, 1.0))
+    raw, narrower, wider = (
+        create("acnn", **params, w2v_std=std).fit(posts).net_.embed.weight.detach()[2:] for std in (0.0, 0.02, 1.0)
+    )
     assert 0.02 < float(raw.std()) < 1.0  # gensim's own scale: 0.05 here, 0.23 on all of Weibo
     assert float(narrower.std()) == pytest.approx(0.02, rel=1e-4)
     torch.testing.assert_close(narrower, raw * (0.02 / raw.std()))  # the same vectors, scaled down
@@ -259,8 +281,18 @@ def test_recommend_explain_end_to_end(trained, tmp_path):
     trained["acnn"].save(tmp_path / "m")
     (item,) = api.recommend(tmp_path / "m", TEXTS[0], k=3, explain=True)
     assert len(item["hashtags"]) == 3 and item["triggers"] and set(item["triggers"][0]) == {"word", "weight"}
-    cli = [sys.executable, "-m", "hashrec", "recommend", "--model", str(tmp_path / "m"), TEXTS[0], "-k", "2",
-           "--explain"]
+    cli = [
+        sys.executable,
+        "-m",
+        "hashrec",
+        "recommend",
+        "--model",
+        str(tmp_path / "m"),
+        TEXTS[0],
+        "-k",
+        "2",
+        "--explain",
+    ]
     text = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
     assert text.count("#") == 2 and "triggers: " in text
     line = subprocess.run(cli + ["--json"], capture_output=True, text=True, check=True).stdout

@@ -1,4 +1,5 @@
 """Bad input on every command-line entry point: a correct answer or a clear error, never a traceback."""
+
 from __future__ import annotations
 
 import gzip
@@ -78,11 +79,14 @@ def test_evaluate_counts_unseen_gold_hashtags(model_dir, tmp_path, capsys):
     assert micro["recall"] in (0.0, 0.5) and micro["precision"] == micro["recall"]  # 2 gold tags, 1 unseen
 
 
-@pytest.mark.parametrize("content,message", [
-    ("", "no posts"),
-    ('{"text": "a", "hashtags": []}\n', "not a single post has a hashtag"),
-    ('{"text": "a", "hashtags": ["x"]}\nnot json\n', "line 2: not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("", "no posts"),
+        ('{"text": "a", "hashtags": []}\n', "not a single post has a hashtag"),
+        ('{"text": "a", "hashtags": ["x"]}\nnot json\n', "line 2: not valid JSON"),
+    ],
+)
 def test_evaluate_bad_files(model_dir, tmp_path, capsys, content, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(content, encoding="utf-8")
@@ -97,8 +101,9 @@ def test_train_errors_name_the_problem(tmp_path, capsys):
     code, _, err = _run(["train", "--model", "popularity", "--data", tmp_path, "--out", tmp_path / "m"], capsys)
     assert code == 1 and "not a single post has a hashtag" in err
     write_jsonl(tmp_path / "train.jsonl", [Post("a", ("x",))])
-    code, _, err = _run(["train", "--model", "popularity", "--data", tmp_path, "--out", tmp_path / "m",
-                         "--set", "nonsense=1"], capsys)
+    code, _, err = _run(
+        ["train", "--model", "popularity", "--data", tmp_path, "--out", tmp_path / "m", "--set", "nonsense=1"], capsys
+    )
     assert code == 1 and "unknown option 'nonsense'" in err
 
 
@@ -132,8 +137,9 @@ def test_evaluate_k_range(model_dir, small_split, capsys, k):
     assert code == 1 and ("k must be a positive integer" in err or "K at most 100" in err)
 
 
-@pytest.mark.parametrize("command", [["recommend", "x", "--model"], ["data", "stats"],
-                                     ["evaluate", "--model", "x", "--data"]])
+@pytest.mark.parametrize(
+    "command", [["recommend", "x", "--model"], ["data", "stats"], ["evaluate", "--model", "x", "--data"]]
+)
 def test_os_error_is_a_message_naming_the_path(command, capsys):
     name = "a" * 300  # longer than a file name may be: ENAMETOOLONG from the first stat
     code, _, err = _run([*command, name], capsys)

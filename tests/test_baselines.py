@@ -4,6 +4,7 @@ Quality checks run on a real slice (2,000 Weibo training posts, 300 test posts) 
 popularity floor; margins are about half of what was measured, so they fail on a broken model,
 not on noise.
 """
+
 from __future__ import annotations
 
 import csv
@@ -109,8 +110,9 @@ def test_compare_writes_the_report_and_survives_a_failing_method(small_split, tm
     out = tmp_path / "cmp"
     lines: list[str] = []
     # hknn without a base network fails (boost without one trains its own recipe)
-    results = compare(small_split, ["popularity", "nb", "hknn", "ibm1"], out, overrides={"ibm1.iterations": 2},
-                      log=lines.append)
+    results = compare(
+        small_split, ["popularity", "nb", "hknn", "ibm1"], out, overrides={"ibm1.iterations": 2}, log=lines.append
+    )
     assert [r.name for r in results] == ["popularity", "nb", "hknn", "ibm1"]
     assert results[2].error and all(r.scores for r in results if r.name != "hknn")
     table = (out / "table.md").read_text(encoding="utf-8")

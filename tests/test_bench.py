@@ -2,6 +2,7 @@
 
 No timing is asserted (the machine is shared); the FLOP count is checked against torch's own counter.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,23 @@ def test_quick_bench_every_row_positive(tmp_path):
     rows = bench(SAMPLE / "weibo", SAMPLE / "tweeteval", quick=True, threads=1, out=tmp_path)
     measures = [r.measure for r in rows]
     assert {r.group for r in rows} == GROUPS
-    for wanted in ("zh (jieba-rs), 1 process", "en (regex), pool of 1", "fastText: dev F1@1", "acnn: epoch time",
-                   "acnn: training throughput", "acnn: wall time to fastText's dev F1@1",
-                   "acnn: batch, tokens in", "fastText predict: batch, text in", "acnn / fastText predict, text in",
-                   "acnn: one post, text in", "acnn: peak RSS, training", "acnn: peak RSS, serving",
-                   "matmul peak, 1 thread(s)", "acnn: training, achieved", "acnn: inference, achieved"):
+    for wanted in (
+        "zh (jieba-rs), 1 process",
+        "en (regex), pool of 1",
+        "fastText: dev F1@1",
+        "acnn: epoch time",
+        "acnn: training throughput",
+        "acnn: wall time to fastText's dev F1@1",
+        "acnn: batch, tokens in",
+        "fastText predict: batch, text in",
+        "acnn / fastText predict, text in",
+        "acnn: one post, text in",
+        "acnn: peak RSS, training",
+        "acnn: peak RSS, serving",
+        "matmul peak, 1 thread(s)",
+        "acnn: training, achieved",
+        "acnn: inference, achieved",
+    ):
         assert wanted in measures, f"no row {wanted!r} in {measures}"
     for r in rows:  # an F1 may be 0: one epoch on 1,000 posts of a sample with thousands of hashtags
         low_ok = "F1@1" in r.measure and r.value == 0

@@ -4,6 +4,7 @@ What must hold: only base candidates come back, the leakage guard is real (train
 base never reach the booster), save/load gives identical rankings, a replaced base is refused.
 Whether boost beats its base is measured in docs/results/boost.md, not asserted here.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -34,8 +35,11 @@ def boost(base_dir, posts) -> Boost:
 
 @pytest.mark.parametrize("params", [{}, {"objective": "binary"}, {"boosting": "dart"}])
 def test_only_base_candidates_come_back(base_dir, posts, boost, params):
-    model = boost if not params else create("boost", base=str(base_dir), **QUICK, **params).fit(
-        posts["train"], posts["dev"])
+    model = (
+        boost
+        if not params
+        else create("boost", base=str(base_dir), **QUICK, **params).fit(posts["train"], posts["dev"])
+    )
     base = Recommender.load(base_dir)
     texts = [p.text for p in posts["test"][:100]]
     for mine, theirs in zip(model.recommend(texts, k=10**6), base.recommend(texts, k=QUICK["n_candidates"])):
@@ -52,7 +56,8 @@ def pop_dir(small_split, tmp_path_factory) -> Path:
 
 def test_scorer_candidates_join_the_pool(base_dir, pop_dir, posts):
     model = create("boost", base=str(base_dir), scorers=(str(pop_dir),), from_scorers=3, **QUICK).fit(
-        posts["train"], posts["dev"])
+        posts["train"], posts["dev"]
+    )
     popular = {t for t, _ in Recommender.load(pop_dir).recommend("", k=3)[0]}
     texts = [p.text for p in posts["test"][:100]]
     base = Recommender.load(base_dir).recommend(texts, k=QUICK["n_candidates"])
@@ -65,7 +70,8 @@ def test_a_non_neural_base_works_without_the_rep_group(pop_dir, posts):
     with pytest.raises(ConfigError, match="needs a neural base"):
         create("boost", base=str(pop_dir), **QUICK).fit(posts["train"], posts["dev"])
     model = create("boost", base=str(pop_dir), features=("base", "label", "post", "lexical"), **QUICK).fit(
-        posts["train"], posts["dev"])
+        posts["train"], posts["dev"]
+    )
     texts = [p.text for p in posts["test"][:50]]
     base = Recommender.load(pop_dir).recommend(texts, k=QUICK["n_candidates"])
     assert all({t for t, _ in a} == {t for t, _ in b} for a, b in zip(model.recommend(texts, k=10**6), base))
@@ -112,8 +118,9 @@ def test_save_load_gives_identical_rankings(boost, posts, tmp_path):
 def test_a_replaced_base_is_refused_on_load(boost, base_dir, small_split, tmp_path):
     moved = tmp_path / "base"
     shutil.copytree(base_dir, moved)
-    model = create("boost", base=str(moved), **QUICK).fit(load_split(small_split, "train"),
-                                                          load_split(small_split, "dev"))
+    model = create("boost", base=str(moved), **QUICK).fit(
+        load_split(small_split, "train"), load_split(small_split, "dev")
+    )
     model.save(tmp_path / "boost")
     retrained = Recommender.load(moved)
     retrained.net_.out.bias.data += 1.0  # any change of the base's weights
@@ -139,6 +146,7 @@ def test_models_with_equal_weights_but_other_configs_have_other_checksums(posts,
     """NB applies alpha at scoring time: its weights do not change with it, its checksum must."""
     for alpha in (0.1, 0.01):
         create("nb", alpha=alpha).fit(posts["train"][:300]).save(tmp_path / f"nb{alpha}")
-    assert (tmp_path / "nb0.1" / "weights.safetensors").read_bytes() == \
-        (tmp_path / "nb0.01" / "weights.safetensors").read_bytes()
+    assert (tmp_path / "nb0.1" / "weights.safetensors").read_bytes() == (
+        tmp_path / "nb0.01" / "weights.safetensors"
+    ).read_bytes()
     assert model_sha256(tmp_path / "nb0.1") != model_sha256(tmp_path / "nb0.01")

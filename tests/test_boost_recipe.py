@@ -3,6 +3,7 @@
 On 2,000 real Weibo posts with every part shrunk (one acnn epoch, a few Gibbs sweeps), so that
 the test checks the path, not the figure (docs/results/boost.md has the full-scale runs).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,18 @@ from hashrec.errors import ConfigError
 from hashrec.models.base import Recommender
 from hashrec.models.boost import RECIPE_BASE, RECIPE_SCORERS
 
-SMALL = {**{f"acnn.{k}": v for k, v in TINY_ACNN.items()}, "fasttext.epoch": 2, "fasttext.bucket": 1000,
-         "topicwa.iterations": 4, "topicwa.burn_in": 2, "ttm.iterations": 4, "ttm.burn_in": 2,
-         "n_estimators": 20, "early_stopping": 5, "rep_dims": 4}
+SMALL = {
+    **{f"acnn.{k}": v for k, v in TINY_ACNN.items()},
+    "fasttext.epoch": 2,
+    "fasttext.bucket": 1000,
+    "topicwa.iterations": 4,
+    "topicwa.burn_in": 2,
+    "ttm.iterations": 4,
+    "ttm.burn_in": 2,
+    "n_estimators": 20,
+    "early_stopping": 5,
+    "rep_dims": 4,
+}
 PARTS = [RECIPE_BASE[0], *(name for name, _ in RECIPE_SCORERS)]
 
 

@@ -3,6 +3,7 @@
 Playwright drives the system browser at /usr/bin/chromium (`scripts/test.sh` installs it); its own
 browser downloads are never used. The screenshot lands in test-artifacts/compose.png.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,13 +17,22 @@ from hashrec.models import MODELS, create
 from hashrec.server import create_app, running
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 MODEL = "nb" if "nb" in MODELS else "popularity"  # nb reads the text; popularity is the fallback
 
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                                reason=f"{CHROMIUM} not installed (scripts/test.sh installs Debian's chromium)")
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} not installed (scripts/test.sh installs Debian's chromium)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +129,9 @@ def test_nothing_fits_below_the_servers_threshold(browser, model):
 
 @pytest.mark.slow  # fitting even a tiny acnn takes 15-50 s on the shared machine
 def test_trigger_words_are_highlighted_with_an_attention_model(browser, weibo_sample):
-    acnn = create("acnn", dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1,
-                  embeddings="random").fit(weibo_sample["train"][:2000])  # seconds to fit
+    acnn = create("acnn", dim=16, n_maps=16, local_dim=16, hidden=32, epochs=1, embeddings="random").fit(
+        weibo_sample["train"][:2000]
+    )  # seconds to fit
     with running(create_app(acnn)) as base:
         page = _open(browser, base)
         page.get_by_text("explains").wait_for()  # /model said it can explain

@@ -3,6 +3,7 @@
 Each model is calibrated on the dev posts at fit; `suggest` and `api.recommend` report
 P(author used the hashtag) per suggestion, None for a model without calibration.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,9 @@ def test_threshold_can_leave_no_suggestion(fitted):
     mid = sorted(s.confidence for row in every for s in row)[len(POSTS) * 5 // 2]
     kept = fitted.suggest(POSTS, k=5, min_confidence=mid)
     assert kept == [[s for s in row if s.confidence >= mid] for row in every]
-    assert api.recommend(fitted, POSTS, k=5, min_confidence=1.0) == [{"text": t, "hashtags": [
-        s._asdict() for s in row if s.confidence == 1.0]} for t, row in zip(POSTS, every)]
+    assert api.recommend(fitted, POSTS, k=5, min_confidence=1.0) == [
+        {"text": t, "hashtags": [s._asdict() for s in row if s.confidence == 1.0]} for t, row in zip(POSTS, every)
+    ]
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, "0.5", True])

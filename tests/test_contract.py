@@ -3,6 +3,7 @@
 FAST holds per-model settings that keep each fit to seconds on the 2,000-post slice; a model
 registered without an entry runs with its defaults.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,12 @@ from hashrec.models.base import Recommender
 
 FAST: dict[str, dict] = {"acnn": TINY_ACNN, "cnn": TINY_ACNN, "attention": TINY_ACNN}
 FAST.update({"lda": dict(topics=20, sweeps=20), "fasttext": dict(epoch=10, threads=1, bucket=50_000)})
-FAST.update({"topicwa": dict(n_topics=10, iterations=10, burn_in=5, em_iterations=3, infer_iterations=4),
-             "ttm": dict(n_topics=10, iterations=10, burn_in=5)})
+FAST.update(
+    {
+        "topicwa": dict(n_topics=10, iterations=10, burn_in=5, em_iterations=3, infer_iterations=4),
+        "ttm": dict(n_topics=10, iterations=10, burn_in=5),
+    }
+)
 TEXTS = ["钟南山说疫情拐点还没有到来", "武汉加油，致敬医护人员", "", "😀😀", "hello world #tag"]
 
 

@@ -1,4 +1,5 @@
 """Data preparation: extraction rules, the reference splits reproduced exactly, user files, errors."""
+
 from __future__ import annotations
 
 import gzip
@@ -33,16 +34,19 @@ def _read(path):
         return [json.loads(line) for line in f]
 
 
-@pytest.mark.parametrize("name,source,bench,full_train", [
-    ("tweeteval", "tweeteval", "tweeteval", 46_173),
-    ("weibo-covid19", "weibo-covid19", "weibo", 397_686),  # weibo-full; the benchmark keeps its first 100k
-])
+@pytest.mark.parametrize(
+    "name,source,bench,full_train",
+    [
+        ("tweeteval", "tweeteval", "tweeteval", 46_173),
+        ("weibo-covid19", "weibo-covid19", "weibo", 397_686),  # weibo-full; the benchmark keeps its first 100k
+    ],
+)
 def test_prepare_reproduces_reference_splits(tmp_path, name, source, bench, full_train):
     counts = prepare(name, tmp_path, source=SHARED / "data" / source)
     assert counts["train"] == full_train
     for part in ("train", "dev", "test"):
         ref = _read(SHARED / "benchmarks" / bench / f"{part}.jsonl.gz")
-        ours = _read(tmp_path / f"{part}.jsonl.gz")[:len(ref)]
+        ours = _read(tmp_path / f"{part}.jsonl.gz")[: len(ref)]
         first_diff = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), None)
         assert ours == ref, f"{bench}/{part}: first difference at line {first_diff}"
 
@@ -73,11 +77,14 @@ def test_user_csv_and_txt(tmp_path):
     assert list(read_user_file(txt)) == [Post("武汉加油", ("疫情",)), Post("plain here", ("tag",))]
 
 
-@pytest.mark.parametrize("content,message", [
-    ('{"text": "ok", "hashtags": ["a"]}\n{"text": "bad"\n', "line 2: not valid JSON"),
-    ('{"text": "ok", "hashtags": "a"}\n', "line 1: 'hashtags' must be a list of strings"),
-    ('{"body": "ok"}\n', "line 1: expected an object with a string 'text' field"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"text": "ok", "hashtags": ["a"]}\n{"text": "bad"\n', "line 2: not valid JSON"),
+        ('{"text": "ok", "hashtags": "a"}\n', "line 1: 'hashtags' must be a list of strings"),
+        ('{"body": "ok"}\n', "line 1: expected an object with a string 'text' field"),
+    ],
+)
 def test_malformed_jsonl_names_file_and_line(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(content, encoding="utf-8")
@@ -114,10 +121,17 @@ def test_empty_file_is_refused(tmp_path, capsys):
 
 
 def test_split_by_time_tests_on_the_latest_days(tmp_path):
-    counts = prepare("weibo-covid19", tmp_path, source=SHARED / "data" / "weibo-covid19", by_time=True,
-                     heldout=2000, train_size=20000)
+    counts = prepare(
+        "weibo-covid19",
+        tmp_path,
+        source=SHARED / "data" / "weibo-covid19",
+        by_time=True,
+        heldout=2000,
+        train_size=20000,
+    )
     assert counts == {"test": 2000, "dev": 2000, "train": 20000}
     from hashrec.data import read_weibo_covid19
+
     last_day = [p.text for p in read_weibo_covid19(SHARED / "data" / "weibo-covid19", chronological=True)][-50000:]
     test_texts = {p.text for p in load_split(tmp_path, "test")}
     assert len(test_texts & set(last_day)) == 2000  # all from the latest posts
@@ -141,8 +155,12 @@ def _prepare_cli(path, out, capsys, *more) -> tuple[int, str, str]:
 
 
 def test_prepare_says_what_it_dropped_and_why(tmp_path, capsys):
-    rows = [{"text": f"post {i} #t{i % 3}"} for i in range(30)] + [{"text": "post 1 #t1"}] * 4 \
-        + [{"text": "no tag at all"}] * 2 + [{"text": "#t1"}]
+    rows = (
+        [{"text": f"post {i} #t{i % 3}"} for i in range(30)]
+        + [{"text": "post 1 #t1"}] * 4
+        + [{"text": "no tag at all"}] * 2
+        + [{"text": "#t1"}]
+    )
     path = tmp_path / "p.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + '\n{"text": broken\n', encoding="utf-8")
     code, out, _ = _prepare_cli(path, tmp_path / "o", capsys)
@@ -170,8 +188,9 @@ def test_csv_hashtag_cells(tmp_path):
 
 def test_csv_row_with_extra_cells_is_counted_or_named(tmp_path, capsys):
     path = tmp_path / "p.csv"
-    path.write_text("text,hashtags\n" + "".join(f"post {i},t{i % 3}\n" for i in range(30))
-                    + "cut, short,t1\n", encoding="utf-8")
+    path.write_text(
+        "text,hashtags\n" + "".join(f"post {i},t{i % 3}\n" for i in range(30)) + "cut, short,t1\n", encoding="utf-8"
+    )
     with pytest.raises(DataError, match="line 32: 3 cells, the header has 2"):
         list(read_user_file(path))  # recommend --input: stops at the row, naming it
     code, out, _ = _prepare_cli(path, tmp_path / "o", capsys)

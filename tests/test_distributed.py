@@ -1,4 +1,5 @@
 """DistributedDataParallel under torchrun: 2 processes on one machine (gloo) match one process's quality."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,18 @@ SETTINGS = dict(dim=32, n_maps=32, local_dim=32, hidden=64, epochs=3, batch_size
 
 def _train(out, launcher: list[str]) -> float:
     sets = [a for k, v in SETTINGS.items() for a in ("--set", f"{k}={v}")]
-    cmd = launcher + ["-m", "hashrec", "train", "--model", "acnn", "--data", str(SAMPLE / "weibo"),
-                      "--out", str(out), *sets]
+    cmd = launcher + [
+        "-m",
+        "hashrec",
+        "train",
+        "--model",
+        "acnn",
+        "--data",
+        str(SAMPLE / "weibo"),
+        "--out",
+        str(out),
+        *sets,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]

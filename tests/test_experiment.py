@@ -1,4 +1,5 @@
 """`hashrec experiment`: runs each (row, seed) once, resumes, reports mean ± std, plots P/R/F1 at k."""
+
 from __future__ import annotations
 
 import json
@@ -12,17 +13,24 @@ from hashrec.errors import ConfigError
 @pytest.fixture
 def tiny_tables(monkeypatch):
     """Two small tables over real models; the second shares a run with the first (a default spelled out)."""
-    tables = {"a": [("NB", "nb", {}), ("CNN", "cnn", {"windows": (1,)})],
-              "b": [("NB alpha default", "nb", {"alpha": experiment.model_class("nb").Config().alpha}),
-                    ("popularity", "popularity", {})]}
+    tables = {
+        "a": [("NB", "nb", {}), ("CNN", "cnn", {"windows": (1,)})],
+        "b": [
+            ("NB alpha default", "nb", {"alpha": experiment.model_class("nb").Config().alpha}),
+            ("popularity", "popularity", {}),
+        ],
+    }
     monkeypatch.setattr(experiment, "TABLES", tables)
     return tables
 
 
 def test_runs_each_seed_once_and_resumes(small_split, tmp_path, tiny_tables):
     out = tmp_path / "exp"
-    common = dict(seeds=[0, 1], overrides={"epochs": 1, "dim": 16, "n_maps": 8, "hidden": 16, "embeddings": "random"},
-                  log=lambda _: None)
+    common = dict(
+        seeds=[0, 1],
+        overrides={"epochs": 1, "dim": 16, "n_maps": 8, "hidden": 16, "embeddings": "random"},
+        log=lambda _: None,
+    )
     results = experiment.run(["a", "b"], small_split, out, **common)
     lines = (out / "results.jsonl").read_text().splitlines()
     # nb (deterministic) once, cnn twice (2 seeds), popularity once; table b's nb is table a's run

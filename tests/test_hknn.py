@@ -7,6 +7,7 @@ hknn as a scorer. The contract suite
 (test_contract.py) covers k, scores' order and the save/load round trip. Whether hknn beats
 TF-IDF kNN is measured in docs/results/boost.md, not asserted here.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -94,7 +95,14 @@ def test_a_replaced_base_is_refused_on_load(base_dir, posts, tmp_path):
 
 def test_boost_takes_hknn_as_a_scorer(hknn, base_dir, posts, tmp_path):
     hknn.save(tmp_path / "hknn")
-    model = create("boost", base=str(base_dir), scorers=(str(tmp_path / "hknn"),), n_estimators=10,
-                   early_stopping=5, n_candidates=20, rep_dims=4).fit(posts["train"], posts["dev"])
+    model = create(
+        "boost",
+        base=str(base_dir),
+        scorers=(str(tmp_path / "hknn"),),
+        n_estimators=10,
+        early_stopping=5,
+        n_candidates=20,
+        rep_dims=4,
+    ).fit(posts["train"], posts["dev"])
     assert {"hknn_score", "hknn_rank", "hknn_gap"} <= set(model.feature_names_)
     assert len(model.recommend([p.text for p in posts["test"][:10]], k=3)[0]) == 3

@@ -1,4 +1,5 @@
 """Eq. 11 by hand on two posts."""
+
 import pytest
 
 from hashrec.metrics import evaluate_ranked

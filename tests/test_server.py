@@ -4,6 +4,7 @@ Documented answers checked here: bad input is 422 (`{"detail": [{"loc", "msg"}]}
 `{"detail": message}` from a HashrecError), a body over max_body_bytes is 413 whether or not it
 declares its length, and `explain` on a model without attention is 422 naming the models that can.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -90,8 +91,10 @@ def test_recommend_gives_the_models_ranking(client, model, text):
 def test_fast_path_answers_as_fastapis_route_does(client, body):
     # application/json takes FastRecommend's path; a +json type, which FastAPI reads as JSON too, the route's
     raw = json.dumps(body, ensure_ascii=False).encode()
-    fast, route = (client.post("/recommend", content=raw, headers={"content-type": kind})
-                   for kind in ("application/json; charset=utf-8", "application/vnd.hashrec+json"))
+    fast, route = (
+        client.post("/recommend", content=raw, headers={"content-type": kind})
+        for kind in ("application/json; charset=utf-8", "application/vnd.hashrec+json")
+    )
     assert fast.status_code == route.status_code == 200
     assert fast.content == route.content and fast.headers["content-type"] == route.headers["content-type"]
 
@@ -106,7 +109,7 @@ def test_fast_path_passes_what_it_does_not_answer_to_fastapi_body_and_all():
     async def answer(req: Req) -> dict:
         if req.explain:
             raise ValueError("no attention")
-        return {"text": req.text, "hashtags": [{"hashtag": "武汉", "score": 0.5, "confidence": 0.25}][:req.k]}
+        return {"text": req.text, "hashtags": [{"hashtag": "武汉", "score": 0.5, "confidence": 0.25}][: req.k]}
 
     async def call(body: bytes, content_type: bytes = b"application/json") -> tuple[list, list]:
         passed: list[bytes] = []
@@ -126,17 +129,24 @@ def test_fast_path_passes_what_it_does_not_answer_to_fastapi_body_and_all():
 
         async def send(message):
             sent.append(message)
+
         scope = {"type": "http", "method": "POST", "path": "/recommend", "headers": [(b"content-type", content_type)]}
         await FastRecommend(inner, request_model=Req, answer=answer, max_body_bytes=40)(scope, receive, send)
         return passed, sent
 
     passed, sent = asyncio.run(call('{"text": "武汉加油", "k": 1}'.encode()))
     assert not passed and sent[0]["status"] == 200
-    assert json.loads(sent[1]["body"]) == {"text": "武汉加油", "hashtags": [{"hashtag": "武汉", "score": 0.5,
-                                                                          "confidence": 0.25}]}
-    for body, kind in ((b'{"text": 1}', b"application/json"), (b'{"text": "x", "explain": true}', b"application/json"),
-                       (b'{"text": "x"', b"application/json"), (b'{"text": "x"}', b"text/plain"),
-                       (b'{"text": "' + b"x" * 40 + b'"}', b"application/json")):  # too long: FastAPI's 413
+    assert json.loads(sent[1]["body"]) == {
+        "text": "武汉加油",
+        "hashtags": [{"hashtag": "武汉", "score": 0.5, "confidence": 0.25}],
+    }
+    for body, kind in (
+        (b'{"text": 1}', b"application/json"),
+        (b'{"text": "x", "explain": true}', b"application/json"),
+        (b'{"text": "x"', b"application/json"),
+        (b'{"text": "x"}', b"text/plain"),
+        (b'{"text": "' + b"x" * 40 + b'"}', b"application/json"),
+    ):  # too long: FastAPI's 413
         passed, sent = asyncio.run(call(body, kind))
         assert passed == [body] and not sent, (body, kind)
 
@@ -241,8 +251,9 @@ def test_oversized_declared_body_is_413_before_any_byte_of_it(url):
 def test_oversized_streamed_body_is_413_once_past_the_limit(url):
     # No Content-Length: the guard counts bytes as they are read and answers without the rest.
     chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
-    reply, sent = _raw_post(url, "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
-                            chunk, max_bytes=1 << 26)
+    reply, sent = _raw_post(
+        url, "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", chunk, max_bytes=1 << 26
+    )
     assert reply.startswith(b"HTTP/1.1 413") and sent < 1 << 25
 
 
@@ -301,8 +312,7 @@ def test_concurrent_requests_all_succeed_and_agree(url, model):
 def test_a_call_waits_for_the_clients_of_the_last_one_and_no_longer(model, monkeypatch):
     calls = []
     recommend = api.recommend
-    monkeypatch.setattr(api, "recommend",
-                        lambda m, texts, **kw: calls.append(len(texts)) or recommend(m, texts, **kw))
+    monkeypatch.setattr(api, "recommend", lambda m, texts, **kw: calls.append(len(texts)) or recommend(m, texts, **kw))
     batcher = Batcher(model, gather_s=0.3)
     batcher.call(POSTS[:1], k=1)  # warm: loads the segmenter; not queued
 
@@ -310,15 +320,19 @@ def test_a_call_waits_for_the_clients_of_the_last_one_and_no_longer(model, monke
         async def one(text: str, after: float) -> None:
             await asyncio.sleep(after)
             await batcher.recommend([text], 1)
+
         start = time.perf_counter()
         await asyncio.gather(*(one(text, after) for text, after in requests))
         return time.perf_counter() - start
 
     async def scenario() -> list[float]:
-        return [await timed((POSTS[0], 0)),  # the first request: scored at once
-                await timed(*((p, 0) for p in POSTS)),  # three at once: one call
-                await timed((POSTS[0], 0), (POSTS[1], 0.05), (POSTS[2], 0.05)),  # waits for the other two
-                await timed((POSTS[0], 0))]  # waits for two that never come: gather_s, then alone
+        return [
+            await timed((POSTS[0], 0)),  # the first request: scored at once
+            await timed(*((p, 0) for p in POSTS)),  # three at once: one call
+            await timed((POSTS[0], 0), (POSTS[1], 0.05), (POSTS[2], 0.05)),  # waits for the other two
+            await timed((POSTS[0], 0)),
+        ]  # waits for two that never come: gather_s, then alone
+
     first, together, gathered, alone = asyncio.run(scenario())
     assert calls == [1, 1, 3, 3, 1]
     assert first < 0.25 and together < 0.25 and gathered < 0.25 and alone >= 0.3
@@ -344,8 +358,18 @@ def test_hashrec_serve_command_serves_a_saved_model_on_loopback(model, tmp_path,
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "hashrec", "serve", "--model", str(tmp_path / "m"), "--port", str(port),
-           "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hashrec",
+        "serve",
+        "--model",
+        str(tmp_path / "m"),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
         said, started = "", 0
@@ -360,8 +384,9 @@ def test_hashrec_serve_command_serves_a_saved_model_on_loopback(model, tmp_path,
         pids = children if workers > 1 else [server.pid]
         before = {p: _sockets(p) for p in pids}
         with contextlib.ExitStack() as stack:
-            clients = [stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
-                       for _ in range(6)]
+            clients = [
+                stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)) for _ in range(6)
+            ]
             for c in clients:  # six open connections: the workers hold them three and three
                 r = c.post("/recommend", json={"text": "武汉加油", "k": 2})
                 assert r.status_code == 200 and len(r.json()["hashtags"]) == 2
@@ -396,6 +421,7 @@ def test_hashrec_serve_refuses_a_missing_model(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- fuzzing from the app's own schema
+
 
 @pytest.mark.parametrize("mode", list(GenerationMode))
 def test_fuzzing_from_the_openapi_schema_finds_no_server_error(url, mode):

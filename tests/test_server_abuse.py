@@ -1,5 +1,6 @@
 """The server under abuse, beyond bad payloads (tests/test_server.py): slow clients, many idle
 connections, and memory over a long run of requests. Loopback only; every loop is bounded."""
+
 from __future__ import annotations
 
 import socket
@@ -15,8 +16,14 @@ import pytest
 
 from hashrec import api
 
-POSTS = ["钟南山院士说疫情拐点还没有到来", "武汉加油，致敬医护人员", "Stay home and stay safe", "😷" * 50,
-         "长文" * 900, "mixed 中文 and English #tag"]
+POSTS = [
+    "钟南山院士说疫情拐点还没有到来",
+    "武汉加油，致敬医护人员",
+    "Stay home and stay safe",
+    "😷" * 50,
+    "长文" * 900,
+    "mixed 中文 and English #tag",
+]
 
 
 def _rss_kib(pid: int) -> int:
@@ -34,9 +41,11 @@ def served(small_split, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "hashrec", "serve", "--model", str(model), "--port", str(port),
-                               "--no-access-log"],
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hashrec", "serve", "--model", str(model), "--port", str(port), "--no-access-log"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in server.stderr:
             if "Uvicorn running on" in line:
@@ -50,8 +59,10 @@ def served(small_split, tmp_path_factory):
 
 def _hammer(url: str, n: int) -> list[int]:
     def one(i: int) -> int:
-        return httpx.post(f"{url}/recommend", json={"text": POSTS[i % len(POSTS)] + str(i), "k": 5},
-                          timeout=30).status_code
+        return httpx.post(
+            f"{url}/recommend", json={"text": POSTS[i % len(POSTS)] + str(i), "k": 5}, timeout=30
+        ).status_code
+
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(one, range(n)))
 
@@ -70,8 +81,10 @@ def test_slow_and_idle_clients_do_not_block_others(served):
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
     slow = socket.create_connection(("127.0.0.1", port))
     try:
-        slow.sendall(b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 40\r\n\r\n{\"text\": ")  # and then nothing more
+        slow.sendall(
+            b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 40\r\n\r\n{"text": '
+        )  # and then nothing more
         for s in idle[:10]:
             s.sendall(b"GET /hea")  # half a request line
         start = time.monotonic()

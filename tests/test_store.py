@@ -1,4 +1,5 @@
 """Model files: never unpickled; truncated, foreign-version and planted-pickle directories refused."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ force); scored as of a moment it ignores every later post; a word first seen aft
 once learned (and not with learn_words=False); a saved updated model recommends the same; hknn's
 memory grows with the new posts' h.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def two_days(dev) -> tuple[list[Post], list[Post]]:
 def learned(params: dict, fit: list[Post], stream: list[Post], chunk: int = 100):
     model = create("knn", **params).fit(fit)
     for start in range(0, len(stream), chunk):
-        model.update(stream[start:start + chunk])
+        model.update(stream[start : start + chunk])
     return model
 
 
@@ -70,8 +71,8 @@ def test_scored_as_of_a_moment_no_later_post_counts(two_days):
     docs = tokenize_many(texts)
     at = np.full(len(docs), first[0].time)
     got, want = after._scores_at(docs, at, None), before._scores_at(docs, at, None)
-    np.testing.assert_allclose(got[:, :len(before.labels_)], want, atol=1e-6)
-    assert np.abs(got[:, len(before.labels_):]).max() < 1e-6  # hashtags born on the later day get nothing
+    np.testing.assert_allclose(got[:, : len(before.labels_)], want, atol=1e-6)
+    assert np.abs(got[:, len(before.labels_) :]).max() < 1e-6  # hashtags born on the later day get nothing
     own = after._scores_at(docs, np.full(len(docs), second[0].time), None)
     hits = sum(after.labels_[i] in q.hashtags for i, q in zip(own.argmax(1), second))
     assert hits >= 35  # as of the later day, each post's own copy is its nearest neighbour
@@ -81,8 +82,12 @@ def test_new_words_are_found_once_learned(dev):
     fit, stream = dev[:500], dev[500:1500]
     model = create("knn", k=1).fit(fit)
     known = set(model.words_.vocab.stoi)
-    post, word = next((q, w) for q in stream for w in tokenize_many([q.text])[0]
-                      if w not in known and len(w) > 1 and not any(w in p.text for p in stream if p is not q))
+    post, word = next(
+        (q, w)
+        for q in stream
+        for w in tokenize_many([q.text])[0]
+        if w not in known and len(w) > 1 and not any(w in p.text for p in stream if p is not q)
+    )
     frozen = learned(dict(k=1, learn_words=False), fit, stream)
     model = learned(dict(k=1), fit, stream)
     top = model.recommend(word, 1)[0][0]
@@ -127,7 +132,7 @@ def test_stream_model_learns_and_recommends_chunk_by_chunk(dev, tmp_path):
     model = create("stream").fit(dev[:800])
     hits = 0
     for start in range(800, 1400, 100):
-        chunk = dev[start:start + 100]
+        chunk = dev[start : start + 100]
         recs = model.recommend([q.text for q in chunk], 5, at=[q.time for q in chunk], user=[q.user for q in chunk])
         assert all(len(r) == 5 for r in recs)
         hits += sum(r[0][0] in q.hashtags for r, q in zip(recs, chunk))

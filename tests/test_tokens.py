@@ -1,4 +1,5 @@
 """Tokens: jieba-rs (hashrec's segmenter) gives jieba's tokens on real Weibo posts."""
+
 from __future__ import annotations
 
 import logging
@@ -15,10 +16,12 @@ jieba.setLogLevel(logging.WARNING)
 @pytest.fixture
 def with_jieba(monkeypatch):
     """`tokens.tokenize` with jieba 0.42.1 itself as the segmenter: the reference."""
+
     def reference(texts: list[str]) -> list[list[str]]:
         with monkeypatch.context() as m:
             m.setattr(tokens, "segment", jieba.lcut)
             return [tokens.tokenize(t) for t in texts]
+
     return reference
 
 
@@ -31,8 +34,17 @@ def test_tokens_agree_with_jieba_on_weibo_posts(weibo_sample, with_jieba):
     assert not differ, f"{len(differ)} of {len(texts)} posts differ, e.g. {differ[0]}"
 
 
-@pytest.mark.parametrize("text", ["新冠COVID-19疫苗", "详情见t.cn/A6abc 和 www.example.com", "涨到8.5W了",
-                                  "2020.3.16日发布", "SARS-CoV-2病毒", "武汉加油！！"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "新冠COVID-19疫苗",
+        "详情见t.cn/A6abc 和 www.example.com",
+        "涨到8.5W了",
+        "2020.3.16日发布",
+        "SARS-CoV-2病毒",
+        "武汉加油！！",
+    ],
+)
 def test_joined_latin_words_split_as_jieba_splits_them(text, with_jieba):
     assert tokens.segment(text) == jieba.lcut(text)
     assert tokens.tokenize(text) == with_jieba([text])[0]

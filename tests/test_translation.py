@@ -1,4 +1,5 @@
 """TopicWA and TTM (models/translation.py): sampler bookkeeping, the table, scoring, quality floor."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,10 @@ from hashrec.models.translation import TTM, Alignments, Corpus, TTMConfig, _seed
 from hashrec.tokens import Vocab, tokenize_many
 
 # 10 topics for TTM: with one topic per post, 2,000 posts leave most of 50 topic tables empty
-QUICK = {"topicwa": dict(iterations=30, burn_in=20, infer_iterations=10),
-         "ttm": dict(iterations=30, burn_in=20, n_topics=10)}
+QUICK = {
+    "topicwa": dict(iterations=30, burn_in=20, infer_iterations=10),
+    "ttm": dict(iterations=30, burn_in=20, n_topics=10),
+}
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +103,11 @@ def test_scores_equal_the_formula_computed_densely(fitted, slice_):
     K, V = t.backoff_zw.shape
     want = np.zeros_like(got)
     for i, (d, w) in enumerate(zip(corpus.doc_of_token(), corpus.words)):
-        norm = ww[corpus.ptr[d]:corpus.ptr[d + 1]].sum()
+        norm = ww[corpus.ptr[d] : corpus.ptr[d + 1]].sum()
         for z in range(K):
-            row = (t.topic[z * V + w].toarray().ravel()
-                   + t.backoff_zw[z, w] * (t.free[w].toarray().ravel() + t.backoff_w[w] * t.prior))
+            row = t.topic[z * V + w].toarray().ravel() + t.backoff_zw[z, w] * (
+                t.free[w].toarray().ravel() + t.backoff_w[w] * t.prior
+            )
             want[d] += ww[i] / norm * tp[i, z] * row
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
 
@@ -127,4 +131,3 @@ def test_save_load_round_trip(fitted, slice_, tmp_path):
 def test_same_seed_same_model(slice_):
     a, b = (TTM(**QUICK["ttm"]).fit(slice_[0][:300]) for _ in range(2))
     assert (a.table_.topic != b.table_.topic).nnz == 0
-

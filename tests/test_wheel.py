@@ -52,14 +52,19 @@ def test_the_built_wheel_installs_and_serves_from_the_installed_copy(tmp_path, w
     pytest.importorskip("build")
     wheel = _build_wheel(tmp_path)
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert (site / "hashrec" / "static" / "index.html").is_file()
     env = {**os.environ, "PYTHONPATH": str(site), "HASHREC_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
 
     def hashrec(*args: str) -> str:
-        return subprocess.run([str(site / "bin" / "hashrec"), *args], env=env, check=True, capture_output=True,
-                              text=True, cwd=tmp_path).stdout
+        return subprocess.run(
+            [str(site / "bin" / "hashrec"), *args], env=env, check=True, capture_output=True, text=True, cwd=tmp_path
+        ).stdout
 
     assert "recommend" in hashrec("--help")
     data = tmp_path / "data"
@@ -68,6 +73,12 @@ def test_the_built_wheel_installs_and_serves_from_the_installed_copy(tmp_path, w
     hashrec("train", "--model", "nb", "--data", str(data), "--out", str(tmp_path / "nb"))
     text = weibo_sample["test"][0].text
     assert hashrec("recommend", "--model", str(tmp_path / "nb"), "-k", "3", text).count("#") >= 3
-    out = subprocess.run([sys.executable, "-c", CHECK_INSTALLED, str(site), str(tmp_path / "nb"), text], env=env,
-                         check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK_INSTALLED, str(site), str(tmp_path / "nb"), text],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
     assert out.strip().startswith(str(site))

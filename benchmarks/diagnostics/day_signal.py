@@ -14,6 +14,7 @@ first copy) and scores test F1@1 (Eq. 11) of:
 
 Nothing in hashrec's recommenders uses the day: this measures what the text-only task leaves out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,10 +55,15 @@ def main() -> None:
     same_day = [[t for t in row if t in by_day[d]] + row for row, d in zip(ranked, test_days)]
     gold = [post.hashtags for post in test]
     per_day = sorted(Counter(day_of[post.text] for post in train).values())
-    print(f"test posts {len(test):,} on {len(set(test_days))} days; training posts per day: "
-          f"median {per_day[len(per_day) // 2]:,}, max {per_day[-1]:,}")
-    for name, rows in (("the day's prior", [[by_day[d].most_common(1)[0][0]] for d in test_days]),
-                       (f"{a.model.name}", ranked), (f"{a.model.name}, same day", same_day)):
+    print(
+        f"test posts {len(test):,} on {len(set(test_days))} days; training posts per day: "
+        f"median {per_day[len(per_day) // 2]:,}, max {per_day[-1]:,}"
+    )
+    for name, rows in (
+        ("the day's prior", [[by_day[d].most_common(1)[0][0]] for d in test_days]),
+        (f"{a.model.name}", ranked),
+        (f"{a.model.name}, same day", same_day),
+    ):
         print(f"{name:28s} F1@1 {evaluate_ranked(gold, [r[:1] for r in rows], ks=(1,))[1].f1:.4f}")
 
 

@@ -9,6 +9,7 @@ several views' cosines (hknn's similarity): each network's h and the TF-IDF cosi
         --knn runs/baselines/weibo/models/knn \
         --network runs/exp/weibo/models/acnn-4c0bf9ed-seed0 --network runs/exp/weibo/models/attention-eecb7bd2-seed0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ Similarity = Callable[[slice], np.ndarray]  # dev rows -> (rows, n_train) simila
 
 
 def dev_f1(sim: Similarity, n_dev: int, k: int, power: float, train_tags, labels: list[str], gold: list) -> float:
-    top = np.concatenate([vote(sim(slice(s, s + BLOCK)), k, power, train_tags).argmax(1)
-                          for s in range(0, n_dev, BLOCK)])
+    top = np.concatenate(
+        [vote(sim(slice(s, s + BLOCK)), k, power, train_tags).argmax(1) for s in range(0, n_dev, BLOCK)]
+    )
     return evaluate_ranked(gold, [[labels[j]] for j in top], ks=(1,))[1].f1
 
 
@@ -64,8 +66,12 @@ def main() -> None:
         for names in combinations(views, n):
             for k in a.k:
                 for power in a.power:
-                    run(" + ".join(names), lambda rows, names=names: sum(views[v](rows) for v in names) / len(names),
-                        k, power)
+                    run(
+                        " + ".join(names),
+                        lambda rows, names=names: sum(views[v](rows) for v in names) / len(names),
+                        k,
+                        power,
+                    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The nearest-neighbour cosine comes from the saved kNN model's own TF-IDF space. 
 F1@1 is Eq. 11 over that bucket's test posts only; the share column says how much of the test
 split the bucket holds.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,4 +4,5 @@ Pipeline: raw posts -> `data` (hashtags, clean text, splits) -> `tokens` -> `mod
 `Recommender` interface) -> ranked hashtags -> `metrics` (Eq. 11). See `hashrec.api` for the
 Python functions behind each command.
 """
+
 __version__ = "0.1.0"

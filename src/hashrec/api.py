@@ -4,14 +4,16 @@
 >>> model = api.train("nb", "data/sample/weibo", out="runs/nb")      # doctest: +SKIP
 >>> api.recommend(model, ["钟南山说疫情可控"], k=3)                      # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from hashrec.data import (  # noqa: F401  (re-exported)
     Post,
@@ -40,9 +42,15 @@ def _model(model: Recommender | str | Path) -> Recommender:
     return model if isinstance(model, Recommender) else load(model)
 
 
-def train(model: str, data: str | Path, out: str | Path | None = None, *,
-          params: dict[str, Any] | None = None, resume: bool = False,
-          keep_checkpoint: bool = False) -> Recommender:
+def train(
+    model: str,
+    data: str | Path,
+    out: str | Path | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    resume: bool = False,
+    keep_checkpoint: bool = False,
+) -> Recommender:
     """Fit recommender `model` on the split directory `data` (train; dev for selection), score dev, save.
 
     `params` override the model's defaults: the fields of its config dataclass (e.g.
@@ -86,8 +94,9 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def train_boost(data: str | Path, out: str | Path | None, *, params: dict[str, Any] | None = None,
-                log: Log = _stderr) -> Recommender:
+def train_boost(
+    data: str | Path, out: str | Path | None, *, params: dict[str, Any] | None = None, log: Log = _stderr
+) -> Recommender:
     """Boost's best recipe in one call: its acnn base and scorer models first, then the booster.
 
     The parts (`hashrec.models.boost.RECIPE_BASE`, `RECIPE_SCORERS`) are trained on `data` into
@@ -99,19 +108,27 @@ def train_boost(data: str | Path, out: str | Path | None, *, params: dict[str, A
     from hashrec.models.boost import RECIPE_BASE, RECIPE_BOOST, RECIPE_SCORERS
 
     if out is None:
-        raise ConfigError("boost without a base trains its base and scorers into OUT.parts/ first: give an "
-                          "output folder (--out), or a trained --base")
+        raise ConfigError(
+            "boost without a base trains its base and scorers into OUT.parts/ first: give an "
+            "output folder (--out), or a trained --base"
+        )
     stages = [RECIPE_BASE, *RECIPE_SCORERS]
     own, parts_params = _part_params(params or {}, [name for name, _ in stages])
     if own.get("scorers"):
-        raise ConfigError("boost: --scorer without --base; give the base they go with (--base DIR), or neither "
-                          "to train the recipe's base and scorers")
+        raise ConfigError(
+            "boost: --scorer without --base; give the base they go with (--base DIR), or neither "
+            "to train the recipe's base and scorers"
+        )
     parts = Path(str(out) + ".parts")
     paths = {name: parts / name for name, _ in stages}
     settings = {name: {**defaults, **parts_params[name]} for name, defaults in stages}
     settings["hknn"]["base"] = str(paths[RECIPE_BASE[0]])  # its memory is the base network's h
-    boost_params = {**RECIPE_BOOST, **own, "base": str(paths[RECIPE_BASE[0]]),
-                    "scorers": tuple(str(paths[name]) for name, _ in RECIPE_SCORERS)}
+    boost_params = {
+        **RECIPE_BOOST,
+        **own,
+        "base": str(paths[RECIPE_BASE[0]]),
+        "scorers": tuple(str(paths[name]) for name, _ in RECIPE_SCORERS),
+    }
     for name, wanted in [*settings.items(), ("boost", boost_params)]:
         create(name, **wanted)  # a bad option is refused now, not after an hour of training
     check_output_dir(out, MODEL, inputs=[data])  # a bad --out fails now, not after the parts
@@ -129,8 +146,10 @@ def train_boost(data: str | Path, out: str | Path | None, *, params: dict[str, A
         part = train(name, data, path, params=wanted)
         retrained_base |= name == RECIPE_BASE[0]
         dev = part.metrics_.get("dev", {})
-        log(f"[{i}/{n}] {name}: done in {time.perf_counter() - start:.0f} s"
-            + (f", dev F1@1 {dev['F1@1']:.4f}" if dev else ""))
+        log(
+            f"[{i}/{n}] {name}: done in {time.perf_counter() - start:.0f} s"
+            + (f", dev F1@1 {dev['F1@1']:.4f}" if dev else "")
+        )
     log(f"[{n}/{n}] boost: training into {out}")
     start = time.perf_counter()
     rec = train("boost", data, out, params=boost_params)
@@ -149,8 +168,10 @@ def _part_params(params: dict[str, Any], parts: list[str]) -> tuple[dict[str, An
         elif name in per:
             per[name][option] = value
         else:
-            raise ConfigError(f"--set {key}: {name} is not a part of boost's recipe; parts: {', '.join(parts)} "
-                              "(e.g. --set acnn.epochs=2), or a boost option without a dot")
+            raise ConfigError(
+                f"--set {key}: {name} is not a part of boost's recipe; parts: {', '.join(parts)} "
+                "(e.g. --set acnn.epochs=2), or a boost option without a dot"
+            )
     return own, per
 
 
@@ -159,8 +180,7 @@ def _same_part(path: Path, name: str, params: dict[str, Any], digest: str) -> bo
     try:
         meta = json.loads((path / MODEL_JSON).read_text(encoding="utf-8"))
         wanted = json.loads(json.dumps(create(name, **params).get_params()))  # tuples as JSON lists
-        return (meta["model"] == name and meta["config"] == wanted
-                and meta["trained_on"].get("train_sha256") == digest)
+        return meta["model"] == name and meta["config"] == wanted and meta["trained_on"].get("train_sha256") == digest
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
@@ -186,8 +206,9 @@ def _is_main_process() -> bool:
     return is_main()
 
 
-def evaluate(model: Recommender | str | Path, data: str | Path | Sequence[Post],
-             ks: Sequence[int] = (1, 2, 3, 4, 5)) -> dict[int, Scores]:
+def evaluate(
+    model: Recommender | str | Path, data: str | Path | Sequence[Post], ks: Sequence[int] = (1, 2, 3, 4, 5)
+) -> dict[int, Scores]:
     """Eq. 11 scores of a model on a split file, a split directory (its test split) or posts."""
     for k in ks:
         check_k(k)
@@ -195,8 +216,9 @@ def evaluate(model: Recommender | str | Path, data: str | Path | Sequence[Post],
     return _model(model).evaluate(posts, ks)
 
 
-def evaluate_report(model: Recommender | str | Path, data: str | Path | Sequence[Post],
-                    ks: Sequence[int] = (1, 2, 3, 4, 5)) -> dict[str, Any]:
+def evaluate_report(
+    model: Recommender | str | Path, data: str | Path | Sequence[Post], ks: Sequence[int] = (1, 2, 3, 4, 5)
+) -> dict[str, Any]:
     """Eq. 11 (micro) and the per-post averaged variant, as `hashrec evaluate --json` prints them."""
     for k in ks:
         check_k(k)
@@ -204,9 +226,16 @@ def evaluate_report(model: Recommender | str | Path, data: str | Path | Sequence
     return report(*_model(model).gold_and_ranked(posts, max(ks)), ks)
 
 
-def recommend(model: Recommender | str | Path, texts: str | Sequence[str], k: int = 5,
-              explain: bool = False, min_confidence: float | None = None, *, at: Any = None,
-              user: Any = None) -> list[dict[str, Any]]:
+def recommend(
+    model: Recommender | str | Path,
+    texts: str | Sequence[str],
+    k: int = 5,
+    explain: bool = False,
+    min_confidence: float | None = None,
+    *,
+    at: Any = None,
+    user: Any = None,
+) -> list[dict[str, Any]]:
     """Per text, the one answer shape of the CLI (`--json`), the HTTP API and Python:
 
     `{"text", "hashtags": [{"hashtag", "score", "confidence"}], "triggers": [{"word", "weight"}]?}`.
@@ -225,8 +254,12 @@ def recommend(model: Recommender | str | Path, texts: str | Sequence[str], k: in
     return out
 
 
-def update(model: Recommender | str | Path, posts: str | Path | Sequence[Post], out: str | Path | None = None,
-           **read_options: Any) -> Recommender:
+def update(
+    model: Recommender | str | Path,
+    posts: str | Path | Sequence[Post],
+    out: str | Path | None = None,
+    **read_options: Any,
+) -> Recommender:
     """Learn from new posts (a list, or a file any `hashrec data prepare` reads, in the file's order)
     and, with `out`, save the model there atomically (`out` may be the model's own directory).
 
@@ -237,22 +270,33 @@ def update(model: Recommender | str | Path, posts: str | Path | Sequence[Post], 
     rec = _model(model)
     items = list(read_user_file(posts, **read_options)) if isinstance(posts, (str, Path)) else list(posts)
     if not any(p.hashtags for p in items):
-        raise DataError(f"{posts if isinstance(posts, (str, Path)) else 'posts'}: no post with a hashtag; "
-                        "nothing to learn (check the hashtags field or the hashtag style)")
+        raise DataError(
+            f"{posts if isinstance(posts, (str, Path)) else 'posts'}: no post with a hashtag; "
+            "nothing to learn (check the hashtags field or the hashtag style)"
+        )
     rec.update(items)
     if out is not None:
         rec.save(out)
     return rec
 
 
-def stream(model: str | Path | None, data: str | Path, out: str | Path, *, chunk: int = 100,
-           params: dict[str, Any] | None = None, baseline: str | None = None, score: str = "test",
-           log: Any = None) -> dict[str, Any]:
+def stream(
+    model: str | Path | None,
+    data: str | Path,
+    out: str | Path,
+    *,
+    chunk: int = 100,
+    params: dict[str, Any] | None = None,
+    baseline: str | None = None,
+    score: str = "test",
+    log: Any = None,
+) -> dict[str, Any]:
     """The prequential run of `hashrec stream` (hashrec.stream.run): OUT/report.json, predictions, plot."""
     from hashrec.stream import run
 
-    return run(model, data, out, chunk=chunk, params=params, baseline=baseline, score=score,
-               log=log or (lambda line: None))
+    return run(
+        model, data, out, chunk=chunk, params=params, baseline=baseline, score=score, log=log or (lambda line: None)
+    )
 
 
 def update_from_log(model: Recommender | str | Path, state: str | Path, out: str | Path) -> tuple[Recommender, int]:

@@ -19,6 +19,7 @@ matter are ratios (ACNN against fastText, achieved against peak FLOP/s); each ro
 
 `bench(data, ...)` is the Python entry point; `quick=True` is a smoke run on 1,000 posts and a small model.
 """
+
 from __future__ import annotations
 
 import _thread
@@ -34,9 +35,10 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from hashrec.data import load_split
 from hashrec.errors import HashrecError
@@ -62,12 +64,30 @@ class Plan:
     batch_sizes: tuple[int, ...] = (1, 16, 64, 256, 1024)
 
 
-FULL = Plan(n_train=None, n_dev=None, n_tokenize=20_000, n_infer=10_000, n_latency=200, seconds=30.0,
-            train_budget=480.0)
-QUICK = Plan(n_train=1000, n_dev=200, n_tokenize=300, n_infer=200, n_latency=10, seconds=1.0,
-             train_budget=30.0, fasttext={"epoch": 5}, batch_sizes=(1, 64),
-             acnn={"dim": 16, "n_maps": 16, "local_dim": 16, "hidden": 32, "embeddings": "random", "epochs": 1,
-                   "batch_size": 50, "lr": 0.01})  # 20 optimiser steps rather than 5
+FULL = Plan(
+    n_train=None, n_dev=None, n_tokenize=20_000, n_infer=10_000, n_latency=200, seconds=30.0, train_budget=480.0
+)
+QUICK = Plan(
+    n_train=1000,
+    n_dev=200,
+    n_tokenize=300,
+    n_infer=200,
+    n_latency=10,
+    seconds=1.0,
+    train_budget=30.0,
+    fasttext={"epoch": 5},
+    batch_sizes=(1, 64),
+    acnn={
+        "dim": 16,
+        "n_maps": 16,
+        "local_dim": 16,
+        "hidden": 32,
+        "embeddings": "random",
+        "epochs": 1,
+        "batch_size": 50,
+        "lr": 0.01,
+    },
+)  # 20 optimiser steps rather than 5
 
 
 @dataclass
@@ -107,8 +127,8 @@ def rate(fn: Callable[[list], Any], items: Sequence, batch: int, seconds: float)
     """Items per second of `fn` over successive batches, stopping after `seconds` (at least one batch)."""
     done, t0, c0 = 0, time.perf_counter(), cpu_seconds()
     for start in range(0, len(items), batch):
-        fn(list(items[start:start + batch]))
-        done += len(items[start:start + batch])
+        fn(list(items[start : start + batch]))
+        done += len(items[start : start + batch])
         if time.perf_counter() - t0 > seconds:
             break
     return Rate(done / (time.perf_counter() - t0), done / max(cpu_seconds() - c0, 1e-9))
@@ -144,7 +164,7 @@ def matmul_peak(threads: int, n: int = 2048, seconds: float = 3.0) -> float:
     while time.perf_counter() < t_end:
         t = time.perf_counter()
         torch.matmul(a, b, out=c)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
 
 
@@ -166,7 +186,7 @@ def acnn_flops(config: Any, n_labels: int, n_tokens: float, inference: bool = Fa
     windows = 0.0 if inference else 1.0
     macs, width = 0.0, 0
     if "global" in config.channels:
-        macs += windows * sum(n * d * l * config.n_maps for l in config.windows)
+        macs += windows * sum(n * d * width * config.n_maps for width in config.windows)
         width += config.n_maps * len(config.windows)
     if "local" in config.channels:
         macs += windows * n * d * config.h + n * d + d * config.local_dim
@@ -194,8 +214,10 @@ def child(target: Callable, job: dict[str, Any], deadline: float) -> Iterator[Ca
         try:
             event = q.get(timeout=max(1.0, deadline - time.monotonic()))
         except queue.Empty:
-            raise HashrecError(f"benchmark step {target.__name__} ran past its time limit; "
-                               "rerun when the machine is less loaded, or with --quick") from None
+            raise HashrecError(
+                f"benchmark step {target.__name__} ran past its time limit; "
+                "rerun when the machine is less loaded, or with --quick"
+            ) from None
         if event[0] == "error":
             raise HashrecError(f"benchmark step {target.__name__} failed:\n{event[1]}")
         return event
@@ -277,8 +299,8 @@ def _train_child(q: Any, job: dict) -> None:
     # and then the watcher's interrupt would do nothing.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     torch.set_num_threads(job["threads"])
-    train = load_split(job["data"], "train")[:job["n_train"]]
-    dev = load_split(job["data"], "dev")[:job["n_dev"]]
+    train = load_split(job["data"], "train")[: job["n_train"]]
+    dev = load_split(job["data"], "dev")[: job["n_dev"]]
     model = create(job["model"], **job["params"])
     state, lock = {"fitting": True, "stopped": "finished all epochs"}, threading.Lock()
     t0 = time.perf_counter()
@@ -313,15 +335,16 @@ def _serve_child(q: Any, job: dict) -> None:
     out = {
         "acnn_tokens": rate(lambda b: model.rank_docs(b, K), docs, 1000, plan.seconds),
         "acnn_text": rate(lambda b: model.recommend(b, K), texts, 1000, plan.seconds),
-        "acnn_latency_text": latency_ms(lambda t: model.recommend(t, K), texts[:plan.n_latency], plan.seconds),
-        "acnn_latency_tokens": latency_ms(lambda d: model.rank_docs([d], K), docs[:plan.n_latency], plan.seconds),
+        "acnn_latency_text": latency_ms(lambda t: model.recommend(t, K), texts[: plan.n_latency], plan.seconds),
+        "acnn_latency_tokens": latency_ms(lambda d: model.rank_docs([d], K), docs[: plan.n_latency], plan.seconds),
     }
     out["acnn_threads"] = {}
     for threads in sorted({1, job["threads"]}):
         torch.set_num_threads(threads)
         out["acnn_threads"][threads] = (
             rate(lambda b: model.rank_docs(b, K), docs, 1000, plan.seconds),
-            latency_ms(lambda d: model.rank_docs([d], K), docs[:plan.n_latency], plan.seconds)[0])
+            latency_ms(lambda d: model.rank_docs([d], K), docs[: plan.n_latency], plan.seconds)[0],
+        )
     torch.set_num_threads(job["threads"])
     out["batch_sizes"] = _batch_sweep(model, docs, plan)
     out["serve_rss_mb"] = peak_rss_mb()  # before fastText is loaded: ACNN serving alone
@@ -335,11 +358,13 @@ def _serve_child(q: Any, job: dict) -> None:
     lines = [" ".join(d) for d in docs]
     ft.predict(lines[:64], k=K)
     out["ft_tokens"] = rate(lambda b: ft.predict(b, k=K), lines, 1000, plan.seconds)
-    out["ft_text"] = rate(lambda b: ft.predict([" ".join(d) for d in tokenize_many(b, cache=False)], k=K),
-                          texts, 1000, plan.seconds)
-    out["ft_latency_text"] = latency_ms(lambda t: ft.predict([" ".join(tokenize_many([t])[0])], k=K),
-                                        texts[:plan.n_latency], plan.seconds)
-    out["ft_latency_tokens"] = latency_ms(lambda s: ft.predict([s], k=K), lines[:plan.n_latency], plan.seconds)
+    out["ft_text"] = rate(
+        lambda b: ft.predict([" ".join(d) for d in tokenize_many(b, cache=False)], k=K), texts, 1000, plan.seconds
+    )
+    out["ft_latency_text"] = latency_ms(
+        lambda t: ft.predict([" ".join(tokenize_many([t])[0])], k=K), texts[: plan.n_latency], plan.seconds
+    )
+    out["ft_latency_tokens"] = latency_ms(lambda s: ft.predict([s], k=K), lines[: plan.n_latency], plan.seconds)
     out["matmul_gflops"] = {t: matmul_peak(t, seconds=min(plan.seconds, 5.0)) for t in sorted({1, job["threads"]})}
     q.put(("serve", out))
 
@@ -356,9 +381,11 @@ def _batch_sweep(model: Any, docs: list[list[str]], plan: Plan) -> dict[str, Rat
     net = model.net_
     ids = model.encode(docs)
     by_length = sorted(ids, key=len)
-    ways = {"padded, given order": (lambda b: net.out(net.features(pad(b))), ids),
-            "padded, sorted by length": (lambda b: net.out(net.features(pad(b))), by_length),
-            "packed, given order": (lambda b: net.out(packed_features(net, pack(b, net.gap))), ids)}
+    ways = {
+        "padded, given order": (lambda b: net.out(net.features(pad(b))), ids),
+        "padded, sorted by length": (lambda b: net.out(net.features(pad(b))), by_length),
+        "packed, given order": (lambda b: net.out(packed_features(net, pack(b, net.gap))), ids),
+    }
     out = {}
     with torch.inference_mode():
         for bs in plan.batch_sizes:
@@ -375,9 +402,11 @@ def bench_tokenize(zh: list[str], en: list[str], workers: int, plan: Plan) -> li
     rows = []
     tokenize_many(zh[:10])  # loads the segmenter's dictionary once, outside the timings
     for lang, texts in (("zh (jieba-rs)", zh), ("en (regex)", en)):
-        texts = texts[:plan.n_tokenize]
-        for label, fn, batch in (("1 process", lambda b: tokenize_many(b, cache=False), 1000),
-                                 (f"pool of {workers}", lambda b: tokenize_parallel(b, workers=workers), 10_000)):
+        texts = texts[: plan.n_tokenize]
+        for label, fn, batch in (
+            ("1 process", lambda b: tokenize_many(b, cache=False), 1000),
+            (f"pool of {workers}", lambda b: tokenize_parallel(b, workers=workers), 10_000),
+        ):
             r = rate(fn, texts, batch, plan.seconds)
             rows.append(Row("tokenise", f"{lang}, {label}", r.wall, "posts/s", f"{len(texts):,} posts", cpu=r.cpu))
     return rows
@@ -407,23 +436,49 @@ def bench_train(job: dict) -> tuple[list[Row], Rate]:
     else:  # a single training batch: only the epoch clock is left
         speed = Rate(n_train / (ends[-1][0] - start), n_train / (ends[-1][1] - cpu_start))
     if epochs:
-        epoch = Row("train", f"{job['model']}: epoch time", statistics.fmean(b[0] - a[0] for a, b in zip(ends, ends[1:])),
-                    "s", f"mean of {len(epochs)} epoch(s), dev scoring included",
-                    cpu=statistics.fmean(b[1] - a[1] for a, b in zip(ends, ends[1:])))
+        epoch = Row(
+            "train",
+            f"{job['model']}: epoch time",
+            statistics.fmean(b[0] - a[0] for a, b in zip(ends, ends[1:])),
+            "s",
+            f"mean of {len(epochs)} epoch(s), dev scoring included",
+            cpu=statistics.fmean(b[1] - a[1] for a, b in zip(ends, ends[1:])),
+        )
     else:
-        epoch = Row("train", f"{job['model']}: epoch time", n_train / speed.wall, "s",
-                    "estimated from the throughput: the first epoch did not finish", cpu=n_train / speed.cpu)
+        epoch = Row(
+            "train",
+            f"{job['model']}: epoch time",
+            n_train / speed.wall,
+            "s",
+            "estimated from the throughput: the first epoch did not finish",
+            cpu=n_train / speed.cpu,
+        )
     name = job["model"]
     rows = [
         Row("train", f"{name}: setup before epoch 1 (vocabulary, word2vec)", start, "s", cpu=cpu_start - cpu0),
-        _rate_row("train", f"{name}: training throughput", speed,
-                  f"{steps[0] if steps else n_train:,} posts of training batches (dev scoring excluded)"),
+        _rate_row(
+            "train",
+            f"{name}: training throughput",
+            speed,
+            f"{steps[0] if steps else n_train:,} posts of training batches (dev scoring excluded)",
+        ),
         epoch,
-        Row("train", f"{name}: best dev F1@1", max((e[1] for e in epochs), default=0.0), "",
-            f"fit {stopped} after {fit_s:.0f} s, {len(epochs)} epoch(s)"),
-        Row("train", f"{name}: wall time to fastText's dev F1@1", reached[0] if reached else fit_s, "s",
-            "from the fit call" if reached else "not reached", bound="" if reached else ">",
-            cpu=(reached[1] if reached else cpu_end) - cpu0),
+        Row(
+            "train",
+            f"{name}: best dev F1@1",
+            max((e[1] for e in epochs), default=0.0),
+            "",
+            f"fit {stopped} after {fit_s:.0f} s, {len(epochs)} epoch(s)",
+        ),
+        Row(
+            "train",
+            f"{name}: wall time to fastText's dev F1@1",
+            reached[0] if reached else fit_s,
+            "s",
+            "from the fit call" if reached else "not reached",
+            bound="" if reached else ">",
+            cpu=(reached[1] if reached else cpu_end) - cpu0,
+        ),
         Row("memory", f"{name}: peak RSS, training", rss, "MB", "fit in a fresh process"),
     ]
     return rows, speed
@@ -446,8 +501,12 @@ def bench_serve(job: dict, plan: Plan, train: Rate) -> list[Row]:
         _rate_row("infer", f"{name}: batch, tokens in", out["acnn_tokens"], f"{n:,} dev posts, k={K}"),
         _rate_row("infer", "fastText predict: batch, tokens in", out["ft_tokens"]),
         _ratio_row("infer", f"{name} / fastText predict, tokens in", out["acnn_tokens"], out["ft_tokens"]),
-        _rate_row("infer", "fasttext recommender: batch, tokens in", out["ft_rec_tokens"],
-                  "rank_docs: scores for its top_n labels, then top-k"),
+        _rate_row(
+            "infer",
+            "fasttext recommender: batch, tokens in",
+            out["ft_rec_tokens"],
+            "rank_docs: scores for its top_n labels, then top-k",
+        ),
         _rate_row("infer", f"{name}: batch, text in", out["acnn_text"], "tokenised in batches of 1,000"),
         _rate_row("infer", "fastText predict: batch, text in", out["ft_text"], "same tokenizer"),
         _ratio_row("infer", f"{name} / fastText predict, text in", out["acnn_text"], out["ft_text"]),
@@ -476,27 +535,64 @@ def _flop_rows(name: str, out: dict, train: Rate, threads: int) -> list[Row]:
     peak, peak1 = out["matmul_gflops"][threads], out["matmul_gflops"][1]
     train_wall, train_cpu = 3 * fwd * train.wall / 1e9, 3 * fwd * train.cpu / 1e9
     infer_wall, infer_cpu = fwd_infer * out["acnn_tokens"].wall / 1e9, fwd_infer * out["acnn_tokens"].cpu / 1e9
-    rows = [Row("flops", f"matmul peak, {t} thread(s)", value, "GFLOP/s", "2048x2048 float32, best of runs"
-                + ("; the reference of the per-CPU-s fractions" if t == 1 else ""))
-            for t, value in out["matmul_gflops"].items()]
+    rows = [
+        Row(
+            "flops",
+            f"matmul peak, {t} thread(s)",
+            value,
+            "GFLOP/s",
+            "2048x2048 float32, best of runs" + ("; the reference of the per-CPU-s fractions" if t == 1 else ""),
+        )
+        for t, value in out["matmul_gflops"].items()
+    ]
     return rows + [
-        Row("flops", f"{name}: forward per post", fwd / 1e6, "MFLOP",
-            f"{out['mean_tokens']:.1f} words, softmax over {out['n_labels']:,} hashtags"),
-        Row("flops", f"{name}: forward per post, inference", fwd_infer / 1e6, "MFLOP",
-            "the window products read from tables"),
-        Row("flops", f"{name}: training, achieved", train_wall, "GFLOP/s",
-            f"{train_wall / peak:.1%} of peak (cpu: {train_cpu / peak1:.1%}); 3x forward per post", cpu=train_cpu),
-        Row("flops", f"{name}: inference, achieved", infer_wall, "GFLOP/s",
-            f"{infer_wall / peak:.1%} of peak (cpu: {infer_cpu / peak1:.1%})", cpu=infer_cpu),
+        Row(
+            "flops",
+            f"{name}: forward per post",
+            fwd / 1e6,
+            "MFLOP",
+            f"{out['mean_tokens']:.1f} words, softmax over {out['n_labels']:,} hashtags",
+        ),
+        Row(
+            "flops",
+            f"{name}: forward per post, inference",
+            fwd_infer / 1e6,
+            "MFLOP",
+            "the window products read from tables",
+        ),
+        Row(
+            "flops",
+            f"{name}: training, achieved",
+            train_wall,
+            "GFLOP/s",
+            f"{train_wall / peak:.1%} of peak (cpu: {train_cpu / peak1:.1%}); 3x forward per post",
+            cpu=train_cpu,
+        ),
+        Row(
+            "flops",
+            f"{name}: inference, achieved",
+            infer_wall,
+            "GFLOP/s",
+            f"{infer_wall / peak:.1%} of peak (cpu: {infer_cpu / peak1:.1%})",
+            cpu=infer_cpu,
+        ),
     ]
 
 
 # ---------------------------------------------------------------------------- entry points
 
 
-def bench(data: str | Path, en_data: str | Path, *, quick: bool = False,
-          model: str = "acnn", params: dict[str, Any] | None = None, threads: int = 2,
-          train_budget: float | None = None, out: str | Path | None = None) -> list[Row]:
+def bench(
+    data: str | Path,
+    en_data: str | Path,
+    *,
+    quick: bool = False,
+    model: str = "acnn",
+    params: dict[str, Any] | None = None,
+    threads: int = 2,
+    train_budget: float | None = None,
+    out: str | Path | None = None,
+) -> list[Row]:
     """Run every measurement once and return the rows; with `out`, also write bench.json and bench.md there.
 
     `params` override the model's hyperparameters (on top of the quick plan's in quick mode);
@@ -504,13 +600,21 @@ def bench(data: str | Path, en_data: str | Path, *, quick: bool = False,
     """
     out = None if out is None else claim_output_dir(out, "bench", inputs=[data, en_data])  # before the work
     plan = QUICK if quick else FULL
-    plan = dataclasses.replace(plan, acnn={**plan.acnn, **(params or {})},
-                               train_budget=train_budget or plan.train_budget)
-    machine = {"cpus": os.cpu_count(), "threads": threads, "load_start": os.getloadavg(), "quick": quick,
-               "data": str(data), "en_data": str(en_data), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    train_posts = load_split(data, "train")[:plan.n_train]
-    dev_posts = load_split(data, "dev")[:plan.n_dev]
-    en_texts = [p.text for p in load_split(en_data, "train")[:plan.n_tokenize]]
+    plan = dataclasses.replace(
+        plan, acnn={**plan.acnn, **(params or {})}, train_budget=train_budget or plan.train_budget
+    )
+    machine = {
+        "cpus": os.cpu_count(),
+        "threads": threads,
+        "load_start": os.getloadavg(),
+        "quick": quick,
+        "data": str(data),
+        "en_data": str(en_data),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    train_posts = load_split(data, "train")[: plan.n_train]
+    dev_posts = load_split(data, "dev")[: plan.n_dev]
+    en_texts = [p.text for p in load_split(en_data, "train")[: plan.n_tokenize]]
     rows = bench_tokenize([p.text for p in train_posts], en_texts, threads, plan)
     saved_cache = os.environ.get("HASHREC_CACHE")
     with tempfile.TemporaryDirectory(prefix="hashrec-bench-") as tmp:
@@ -530,8 +634,9 @@ def bench(data: str | Path, en_data: str | Path, *, quick: bool = False,
     return rows
 
 
-def _bench_models(tmp: Path, data: str | Path, train_posts: list, dev_posts: list, plan: Plan,
-                  model: str, threads: int) -> list[Row]:
+def _bench_models(
+    tmp: Path, data: str | Path, train_posts: list, dev_posts: list, plan: Plan, model: str, threads: int
+) -> list[Row]:
     from hashrec.models import create
 
     tokenize_many([p.text for p in train_posts], workers=threads)  # into the run's cache, for both fits
@@ -542,17 +647,40 @@ def _bench_models(tmp: Path, data: str | Path, train_posts: list, dev_posts: lis
     ft_seconds, ft_cpu = time.perf_counter() - t, cpu_seconds() - c
     target = ft.evaluate(dev_posts, ks=(1,))[1].f1
     ft.save(tmp / "fasttext")
-    rows = [Row("train", f"fastText: training ({ft.config.epoch} epochs, {threads} threads)", ft_seconds,
-                "s", f"{len(train_posts):,} posts; the `fasttext` recommender, loss {ft.config.loss}, "
-                f"wordNgrams {ft.config.word_ngrams}", cpu=ft_cpu),
-            Row("train", "fastText: dev F1@1", target, "", f"{len(dev_posts):,} dev posts")]
-    job = {"model": model, "params": plan.acnn, "data": str(data), "n_train": plan.n_train, "n_dev": plan.n_dev,
-           "threads": threads, "budget": plan.train_budget, "target_f1": target, "stop_at_target": True,
-           "model_dir": str(tmp / model)}
+    rows = [
+        Row(
+            "train",
+            f"fastText: training ({ft.config.epoch} epochs, {threads} threads)",
+            ft_seconds,
+            "s",
+            f"{len(train_posts):,} posts; the `fasttext` recommender, loss {ft.config.loss}, "
+            f"wordNgrams {ft.config.word_ngrams}",
+            cpu=ft_cpu,
+        ),
+        Row("train", "fastText: dev F1@1", target, "", f"{len(dev_posts):,} dev posts"),
+    ]
+    job = {
+        "model": model,
+        "params": plan.acnn,
+        "data": str(data),
+        "n_train": plan.n_train,
+        "n_dev": plan.n_dev,
+        "threads": threads,
+        "budget": plan.train_budget,
+        "target_f1": target,
+        "stop_at_target": True,
+        "model_dir": str(tmp / model),
+    }
     train_rows, train = bench_train(job)
-    texts = [p.text for p in dev_posts][:plan.n_infer]
-    serve_job = {"model": model, "model_dir": job["model_dir"], "fasttext": str(tmp / "fasttext"),
-                 "texts": texts, "threads": threads, "plan": dataclasses.asdict(plan)}
+    texts = [p.text for p in dev_posts][: plan.n_infer]
+    serve_job = {
+        "model": model,
+        "model_dir": job["model_dir"],
+        "fasttext": str(tmp / "fasttext"),
+        "texts": texts,
+        "threads": threads,
+        "plan": dataclasses.asdict(plan),
+    }
     return rows + train_rows + bench_serve(serve_job, plan, train)
 
 
@@ -562,21 +690,25 @@ def _number(x: float) -> str:
 
 def format_rows(rows: Sequence[Row]) -> str:
     """A Markdown table of the rows."""
-    lines = ["| group | measure | value | unit | per CPU-s | note | load (1 min) |",
-             "| --- | --- | ---: | --- | ---: | --- | ---: |"]
+    lines = [
+        "| group | measure | value | unit | per CPU-s | note | load (1 min) |",
+        "| --- | --- | ---: | --- | ---: | --- | ---: |",
+    ]
     for r in rows:
         cpu = "" if r.cpu is None else _number(r.cpu)
-        lines.append(f"| {r.group} | {r.measure} | {r.bound}{_number(r.value)} | {r.unit} | {cpu} | {r.note} "
-                     f"| {r.load:.2f} |")
+        lines.append(
+            f"| {r.group} | {r.measure} | {r.bound}{_number(r.value)} | {r.unit} | {cpu} | {r.note} | {r.load:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def write_report(out: Path, rows: Sequence[Row], machine: dict[str, Any]) -> None:
     """`out/bench.json` (machine state + rows) and `out/bench.md` (the same as a table)."""
     write_json(out / "bench.json", {"machine": machine, "rows": [dataclasses.asdict(r) for r in rows]})
-    header = (f"Machine: {machine['cpus']} CPUs, {machine['threads']} threads used; load average "
-              f"(1, 5, 15 min) {tuple(round(x, 2) for x in machine['load_start'])} at the start, "
-              f"{tuple(round(x, 2) for x in machine['load_end'])} at the end; started {machine['started']}.\n\n")
+    header = (
+        f"Machine: {machine['cpus']} CPUs, {machine['threads']} threads used; load average "
+        f"(1, 5, 15 min) {tuple(round(x, 2) for x in machine['load_start'])} at the start, "
+        f"{tuple(round(x, 2) for x in machine['load_end'])} at the end; started {machine['started']}.\n\n"
+    )
     with atomic_open(out / "bench.md", "w", encoding="utf-8") as f:
         f.write(header + format_rows(rows) + "\n")
-

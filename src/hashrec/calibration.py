@@ -15,6 +15,7 @@ saved before calibration existed, has none: its confidence is None (null in JSON
 `reliability` measures it on test posts: observed frequency per confidence bin and the expected
 calibration error (ECE, Naeini et al., AAAI 2015).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -90,8 +91,11 @@ class Calibration:
         return np.minimum.accumulate(out, axis=1)
 
     def to_json(self) -> dict[str, Any]:
-        return {"method": "isotonic per rank", "n_posts": self.n_posts,
-                "ranks": [{"scores": xs.tolist(), "p": ps.tolist()} for xs, ps in self.steps]}
+        return {
+            "method": "isotonic per rank",
+            "n_posts": self.n_posts,
+            "ranks": [{"scores": xs.tolist(), "p": ps.tolist()} for xs, ps in self.steps],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None, where: str) -> Calibration | None:
@@ -99,18 +103,22 @@ class Calibration:
         if data is None:
             return None
         try:
-            steps = tuple((np.array(r["scores"], dtype=np.float64), np.array(r["p"], dtype=np.float64))
-                          for r in data["ranks"])
-            if not steps or any(len(xs) != len(ps) or not len(xs) or np.any(np.diff(xs) < 0)
-                                or np.any((ps < 0) | (ps > 1)) for xs, ps in steps):
+            steps = tuple(
+                (np.array(r["scores"], dtype=np.float64), np.array(r["p"], dtype=np.float64)) for r in data["ranks"]
+            )
+            if not steps or any(
+                len(xs) != len(ps) or not len(xs) or np.any(np.diff(xs) < 0) or np.any((ps < 0) | (ps > 1))
+                for xs, ps in steps
+            ):
                 raise ValueError("breakpoints must be sorted scores with probabilities in [0, 1]")
             return cls(steps, int(data["n_posts"]))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{where}: model.json's calibration is malformed ({e}); retrain the model") from None
 
 
-def suggestions(calibration: Calibration | None, ranked: Sequence[Sequence[tuple[str, float]]],
-                min_confidence: float | None = None) -> list[list[Suggestion]]:
+def suggestions(
+    calibration: Calibration | None, ranked: Sequence[Sequence[tuple[str, float]]], min_confidence: float | None = None
+) -> list[list[Suggestion]]:
     """Ranked (hashtag, score) lists as `Suggestion`s; with `min_confidence`, only those at or above it."""
     width = max(map(len, ranked), default=0)
     if calibration is None:
@@ -118,14 +126,21 @@ def suggestions(calibration: Calibration | None, ranked: Sequence[Sequence[tuple
     else:
         scores = np.full((len(ranked), width), -np.inf)  # a shorter list's padding comes last: changes nothing
         for i, row in enumerate(ranked):
-            scores[i, :len(row)] = [s for _, s in row]
+            scores[i, : len(row)] = [s for _, s in row]
         conf = calibration(scores).tolist()
-    return [[Suggestion(t, s, c) for (t, s), c in zip(row, cs)
-             if min_confidence is None or (c is not None and c >= min_confidence)] for row, cs in zip(ranked, conf)]
+    return [
+        [
+            Suggestion(t, s, c)
+            for (t, s), c in zip(row, cs)
+            if min_confidence is None or (c is not None and c >= min_confidence)
+        ]
+        for row, cs in zip(ranked, conf)
+    ]
 
 
-def reliability(gold: Sequence[Sequence[str]], suggested: Sequence[Sequence[Suggestion]],
-                bins: int = 10) -> dict[str, Any]:
+def reliability(
+    gold: Sequence[Sequence[str]], suggested: Sequence[Sequence[Suggestion]], bins: int = 10
+) -> dict[str, Any]:
     """Observed frequency of gold hashtags per confidence bin, and the expected calibration error.
 
     ECE = sum over bins of (suggestions in bin / all) * |mean confidence - observed frequency|.
@@ -137,8 +152,14 @@ def reliability(gold: Sequence[Sequence[str]], suggested: Sequence[Sequence[Sugg
     for b in range(bins):
         at = which == b
         if at.any():
-            table.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "n": int(at.sum()),
-                          "confidence": float(conf[at].mean()), "observed": float(hit[at].mean())})
+            table.append(
+                {
+                    "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}",
+                    "n": int(at.sum()),
+                    "confidence": float(conf[at].mean()),
+                    "observed": float(hit[at].mean()),
+                }
+            )
     ece = sum(row["n"] * abs(row["confidence"] - row["observed"]) for row in table) / max(1, len(conf))
     brier = float(np.mean((conf - hit) ** 2)) if len(conf) else 0.0
     return {"n": int(len(conf)), "ece": float(ece), "brier": brier, "bins": table}

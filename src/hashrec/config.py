@@ -4,6 +4,7 @@ Values given as text (the command line) are parsed as Python literals and type-c
 the field's declared type; unknown keys are refused with the list of valid ones (nanoGPT's
 configurator, without `exec`).
 """
+
 from __future__ import annotations
 
 import ast

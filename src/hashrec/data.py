@@ -5,6 +5,7 @@ The extraction rules and split protocol are those of ../shared/benchmarks/README
 A split directory holds `train`, `dev` and `test` as JSON Lines (`.jsonl` or `.jsonl.gz`), one
 `{"text": ..., "hashtags": [...]}` a line.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -16,10 +17,11 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Literal
+from typing import Literal
 
 from hashrec.errors import DataError
 from hashrec.store import atomic_open, check_output_dir, claim_output_dir
@@ -64,13 +66,15 @@ def parse_time(value: object, where: str) -> float:
             return float(text) if re.fullmatch(r"-?\d+(\.\d*)?", text) else _iso_seconds(text)
         except ValueError:
             pass
-    raise DataError(f"{where}: time {value!r} is neither ISO 8601 (2020-03-18 or 2020-03-18T09:30:00+08:00) "
-                    "nor epoch seconds; fix the value or name another field with --time-field")
+    raise DataError(
+        f"{where}: time {value!r} is neither ISO 8601 (2020-03-18 or 2020-03-18T09:30:00+08:00) "
+        "nor epoch seconds; fix the value or name another field with --time-field"
+    )
 
 
 def _iso_seconds(text: str) -> float:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def format_time(seconds: float) -> str:
@@ -79,7 +83,7 @@ def format_time(seconds: float) -> str:
     >>> format_time(1584489600.0), format_time(1584491400.5)
     ('2020-03-18', '2020-03-18T00:30:00.500000+00:00')
     """
-    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    moment = datetime.fromtimestamp(seconds, UTC)
     if moment.time() == datetime.min.time():
         return moment.date().isoformat()
     return moment.isoformat()
@@ -87,7 +91,7 @@ def format_time(seconds: float) -> str:
 
 def day_seconds(day: date) -> float:
     """POSIX seconds of a day's midnight in UTC."""
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
 def post_fields(obj: dict, where: str, time_field: str = "time", user_field: str = "user") -> dict[str, object]:
@@ -190,8 +194,9 @@ def read_weibo_hashtaggen(source: str | Path) -> Iterator[Post]:
     for part in ("valid", "test"):
         posts, tags = root / f"{part}_post.txt", root / f"{part}_tag.txt"
         if not posts.is_file() or not tags.is_file():
-            raise DataError(f"{root}: missing {posts.name} or {tags.name}; "
-                            "point --source at ../shared/data/weibo-hashtaggen")
+            raise DataError(
+                f"{root}: missing {posts.name} or {tags.name}; point --source at ../shared/data/weibo-hashtaggen"
+            )
         with open(posts, encoding="utf-8") as fp, open(tags, encoding="utf-8") as ft:
             for text, tag_line in zip(fp, ft, strict=True):
                 hashtags = _unique(t.replace(" ", "") for t in tag_line.strip().split(";"))
@@ -211,8 +216,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 try:
                     yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
                 except UnicodeDecodeError:
-                    raise DataError(f"{path} line {n}: not valid UTF-8; re-encode the file as UTF-8 "
-                                    "(e.g. `iconv -f GB18030 -t UTF-8`)") from None
+                    raise DataError(
+                        f"{path} line {n}: not valid UTF-8; re-encode the file as UTF-8 "
+                        "(e.g. `iconv -f GB18030 -t UTF-8`)"
+                    ) from None
     except (OSError, EOFError) as e:
         raise DataError(f"{path} line {n + 1}: unreadable ({e}); is the file complete?") from None
 
@@ -255,9 +262,17 @@ def split_hashtag_cell(cell: str) -> tuple[str, ...]:
     return _unique(t.strip() for t in tags)
 
 
-def read_jsonl(path: str | Path, *, text_field: str = "text", hashtags_field: str = "hashtags",
-               style: HashtagStyle = "auto", require_hashtags_field: bool = False, time_field: str = "time",
-               user_field: str = "user", on_malformed: Malformed | None = None) -> Iterator[Post]:
+def read_jsonl(
+    path: str | Path,
+    *,
+    text_field: str = "text",
+    hashtags_field: str = "hashtags",
+    style: HashtagStyle = "auto",
+    require_hashtags_field: bool = False,
+    time_field: str = "time",
+    user_field: str = "user",
+    on_malformed: Malformed | None = None,
+) -> Iterator[Post]:
     """JSON Lines posts; without a hashtags field, hashtags are extracted from (and removed from) the text.
 
     The optional `time_field` (ISO 8601 or epoch seconds) and `user_field` fill `Post.time` and `Post.user`.
@@ -270,26 +285,43 @@ def read_jsonl(path: str | Path, *, text_field: str = "text", hashtags_field: st
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            _malformed(DataError(f"{path} line {n}: not valid JSON ({e.msg}); each line must be one "
-                                 '{"text": ..., "hashtags": [...]} object'), on_malformed)
+            _malformed(
+                DataError(
+                    f"{path} line {n}: not valid JSON ({e.msg}); each line must be one "
+                    '{"text": ..., "hashtags": [...]} object'
+                ),
+                on_malformed,
+            )
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
-            _malformed(DataError(f"{path} line {n}: expected an object with a string {text_field!r} field, "
-                                 f"got {line.strip()[:80]!r}"), on_malformed)
+            _malformed(
+                DataError(
+                    f"{path} line {n}: expected an object with a string {text_field!r} field, got {line.strip()[:80]!r}"
+                ),
+                on_malformed,
+            )
             continue
         extra = post_fields(obj, f"{path} line {n}", time_field, user_field)
         if hashtags_field in obj:
-            yield Post(" ".join(obj[text_field].split()), _check_hashtags(obj[hashtags_field], f"{path} line {n}"),
-                       **extra)
+            yield Post(
+                " ".join(obj[text_field].split()), _check_hashtags(obj[hashtags_field], f"{path} line {n}"), **extra
+            )
         elif require_hashtags_field:
             raise DataError(f"{path} line {n}: no {hashtags_field!r} field; split files list each post's hashtags")
         else:
             yield dataclasses.replace(extract(obj[text_field], style), **extra)
 
 
-def read_csv(path: str | Path, *, text_field: str = "text", hashtags_field: str = "hashtags",
-             style: HashtagStyle = "auto", time_field: str = "time", user_field: str = "user",
-             on_malformed: Malformed | None = None) -> Iterator[Post]:
+def read_csv(
+    path: str | Path,
+    *,
+    text_field: str = "text",
+    hashtags_field: str = "hashtags",
+    style: HashtagStyle = "auto",
+    time_field: str = "time",
+    user_field: str = "user",
+    on_malformed: Malformed | None = None,
+) -> Iterator[Post]:
     """CSV with a header, delimited by `,`, `;` or a tab: whichever the header line uses (csv.Sniffer;
     a one-column header reads as `,`). The optional hashtags column is split by `split_hashtag_cell`;
     where it is absent or its cell empty, hashtags are extracted from the text. Optional `time_field`
@@ -306,15 +338,21 @@ def read_csv(path: str | Path, *, text_field: str = "text", hashtags_field: str 
     reader = csv.reader(_chain(first, lines), delimiter=delimiter)
     header = next(reader, [])
     if text_field not in header:
-        raise DataError(f"{path} line 1: no {text_field!r} column (header: {header}); "
-                        "name the text column with --text-field")
+        raise DataError(
+            f"{path} line 1: no {text_field!r} column (header: {header}); name the text column with --text-field"
+        )
     for cells in reader:
         where = f"{path} line {reader.line_num}"
         if not cells:
             continue
         if len(cells) != len(header):
-            _malformed(DataError(f"{where}: {len(cells)} cells, the header has {len(header)} (an unquoted "
-                                 f"{delimiter!r} in a cell?); quote the cell or fix the row"), on_malformed)
+            _malformed(
+                DataError(
+                    f"{where}: {len(cells)} cells, the header has {len(header)} (an unquoted "
+                    f"{delimiter!r} in a cell?); quote the cell or fix the row"
+                ),
+                on_malformed,
+            )
             continue
         row = dict(zip(header, cells))
         text, extra = row[text_field], post_fields(row, where, time_field, user_field)
@@ -343,7 +381,11 @@ def read_user_file(path: str | Path, **options: object) -> Iterator[Post]:
         raise DataError(f"{path}: no such file")
     name = path.name.removesuffix(".gz")
     readers: dict[str, Callable[..., Iterator[Post]]] = {
-        ".jsonl": read_jsonl, ".json": read_jsonl, ".csv": read_csv, ".txt": read_txt}
+        ".jsonl": read_jsonl,
+        ".json": read_jsonl,
+        ".csv": read_csv,
+        ".txt": read_txt,
+    }
     for ext, reader in readers.items():
         if name.endswith(ext):
             return reader(path, **options)
@@ -360,6 +402,7 @@ DEFAULT_HELDOUT = {"weibo-covid19": 10_000}
 
 
 # ---------------------------------------------------------------------------- splits
+
 
 @dataclass
 class Tally:
@@ -405,8 +448,15 @@ def clean(posts: Iterable[Post], tally: Tally | None = None) -> list[Post]:
     return kept
 
 
-def split(posts: list[Post], *, heldout: int | None = None, fraction: float = 0.1, seed: int = 0,
-          train_size: int | None = None, by_time: bool = False) -> dict[str, list[Post]]:
+def split(
+    posts: list[Post],
+    *,
+    heldout: int | None = None,
+    fraction: float = 0.1,
+    seed: int = 0,
+    train_size: int | None = None,
+    by_time: bool = False,
+) -> dict[str, list[Post]]:
     """Shuffle with `random.Random(seed)`; test = first `heldout`, dev = next `heldout`, train = rest.
 
     `heldout` defaults to `fraction` of the posts (the reference rule n // 10 at 0.1). With
@@ -421,15 +471,20 @@ def split(posts: list[Post], *, heldout: int | None = None, fraction: float = 0.
         raise DataError(f"--fraction must be in (0, 0.5): the share of posts for dev and for test each, got {fraction}")
     n = heldout if heldout is not None else math.floor(len(posts) * fraction + 1e-9)  # 0.1: n // 10
     if len(posts) < 2 * n + 1 or len(posts) < 3:
-        raise DataError(f"only {len(posts)} usable posts (non-empty text with at least one hashtag); "
-                        "need at least 3, and more than twice the held-out size")
+        raise DataError(
+            f"only {len(posts)} usable posts (non-empty text with at least one hashtag); "
+            "need at least 3, and more than twice the held-out size"
+        )
     if by_time:
-        train = posts[:len(posts) - 2 * n]
-        return {"test": posts[len(posts) - n:], "dev": posts[len(posts) - 2 * n:len(posts) - n],
-                "train": train[-train_size:] if train_size else train}
+        train = posts[: len(posts) - 2 * n]
+        return {
+            "test": posts[len(posts) - n :],
+            "dev": posts[len(posts) - 2 * n : len(posts) - n],
+            "train": train[-train_size:] if train_size else train,
+        }
     random.Random(seed).shuffle(posts)
-    train = posts[2 * n:]
-    return {"test": posts[:n], "dev": posts[n:2 * n], "train": train[:train_size] if train_size else train}
+    train = posts[2 * n :]
+    return {"test": posts[:n], "dev": posts[n : 2 * n], "train": train[:train_size] if train_size else train}
 
 
 def post_record(post: Post) -> dict[str, object]:
@@ -454,9 +509,19 @@ def write_jsonl(path: str | Path, posts: Iterable[Post]) -> None:
             f.close()
 
 
-def prepare(name_or_file: str | Path, out: str | Path, *, source: str | Path | None = None,
-            train_size: int | None = None, heldout: int | None = None, fraction: float = 0.1,
-            seed: int = 0, by_time: bool = False, tally: Tally | None = None, **read_options: object) -> dict[str, int]:
+def prepare(
+    name_or_file: str | Path,
+    out: str | Path,
+    *,
+    source: str | Path | None = None,
+    train_size: int | None = None,
+    heldout: int | None = None,
+    fraction: float = 0.1,
+    seed: int = 0,
+    by_time: bool = False,
+    tally: Tally | None = None,
+    **read_options: object,
+) -> dict[str, int]:
     """Make a split directory from a known dataset (`source` = its folder) or a user's file.
 
     Returns the number of posts in each split; `tally` (if given) counts the rows read and those
@@ -479,8 +544,10 @@ def prepare(name_or_file: str | Path, out: str | Path, *, source: str | Path | N
     else:
         posts = clean(read_user_file(name, on_malformed=tally.malformed, **read_options), tally)
     if not posts:
-        raise DataError(f"{name}: not a single post with both text and a hashtag ({tally.summary()}); check "
-                        "the hashtag style (--hashtag-style weibo|twitter) or the hashtags field")
+        raise DataError(
+            f"{name}: not a single post with both text and a hashtag ({tally.summary()}); check "
+            "the hashtag style (--hashtag-style weibo|twitter) or the hashtags field"
+        )
     if name in DATASETS and not by_time:  # the reference random splits hold text and hashtags only
         posts = [Post(p.text, p.hashtags) for p in posts]
     splits = split(posts, heldout=heldout, fraction=fraction, seed=seed, train_size=train_size, by_time=by_time)
@@ -522,8 +589,9 @@ def shuffle_within_days(posts: list[Post], seed: int = 0) -> list[Post]:
     return [p for day_posts in days.values() for p in day_posts]
 
 
-def stream_split(posts: list[Post], dev_from: float | None = None,
-                 test_from: float | None = None) -> dict[str, list[Post]]:
+def stream_split(
+    posts: list[Post], dev_from: float | None = None, test_from: float | None = None
+) -> dict[str, list[Post]]:
     """warmup / dev / test of a stream in time order.
 
     test = the posts at or after `test_from`, else the last 20% of the posts by count; dev = the
@@ -534,18 +602,26 @@ def stream_split(posts: list[Post], dev_from: float | None = None,
     times = [p.time for p in posts]
     n = len(posts)
     test_at = bisect.bisect_left(times, test_from) if test_from is not None else n - math.floor(n * STREAM_TEST_SHARE)
-    dev_at = bisect.bisect_left(times, dev_from) if dev_from is not None else \
-        test_at - math.floor(n * STREAM_DEV_SHARE)
-    parts = {"warmup": posts[:max(dev_at, 0)], "dev": posts[max(dev_at, 0):test_at], "test": posts[test_at:]}
+    dev_at = bisect.bisect_left(times, dev_from) if dev_from is not None else test_at - math.floor(n * STREAM_DEV_SHARE)
+    parts = {"warmup": posts[: max(dev_at, 0)], "dev": posts[max(dev_at, 0) : test_at], "test": posts[test_at:]}
     empty = [name for name, items in parts.items() if not items]
     if empty or dev_at > test_at:
-        raise DataError(f"{n} dated posts give an empty {' and '.join(empty) or 'dev'} part; "
-                        "a stream needs warm-up, dev and test posts: move --dev-from/--test-from or add posts")
+        raise DataError(
+            f"{n} dated posts give an empty {' and '.join(empty) or 'dev'} part; "
+            "a stream needs warm-up, dev and test posts: move --dev-from/--test-from or add posts"
+        )
     return parts
 
 
-def prepare_stream(name_or_file: str | Path, out: str | Path, *, source: str | Path | None = None,
-                   dev_from: object = None, test_from: object = None, **read_options: object) -> dict[str, int]:
+def prepare_stream(
+    name_or_file: str | Path,
+    out: str | Path,
+    *,
+    source: str | Path | None = None,
+    dev_from: object = None,
+    test_from: object = None,
+    **read_options: object,
+) -> dict[str, int]:
     """Write OUT/warmup, dev and test.jsonl.gz in stream order; returns the posts per part (and the
     posts dropped for having no time, under "no_time").
 
@@ -555,8 +631,10 @@ def prepare_stream(name_or_file: str | Path, out: str | Path, *, source: str | P
     `dev_from`/`test_from` are times (ISO 8601 or epoch seconds).
     """
     name = str(name_or_file)
-    bounds = {part: None if value is None else parse_time(value, f"--{part}-from")
-              for part, value in (("dev", dev_from), ("test", test_from))}
+    bounds = {
+        part: None if value is None else parse_time(value, f"--{part}-from")
+        for part, value in (("dev", dev_from), ("test", test_from))
+    }
     if name in DATASETS and source is None:
         raise DataError(f"dataset {name!r} needs --source PATH (e.g. ../shared/data/{name})")
     inputs = [source] if name in DATASETS else [name]
@@ -569,8 +647,10 @@ def prepare_stream(name_or_file: str | Path, out: str | Path, *, source: str | P
     else:
         ordered, untimed = in_time_order(read_user_file(name, **read_options))
         if not ordered:
-            raise DataError(f"{name}: no post has a time; --stream orders posts by their time field "
-                            "(ISO 8601 or epoch seconds): name it with --time-field")
+            raise DataError(
+                f"{name}: no post has a time; --stream orders posts by their time field "
+                "(ISO 8601 or epoch seconds): name it with --time-field"
+            )
         posts = clean(ordered)
     parts = stream_split(posts, bounds["dev"], bounds["test"])
     out = claim_output_dir(out, PREPARE, inputs)
@@ -614,10 +694,14 @@ def split_stats(directory: str | Path) -> dict[str, dict[str, float | int]]:
         tags = [t for p in posts for t in p.hashtags]
         lengths = sorted(len(p.text) for p in posts)
         row: dict[str, float | int] = {
-            "posts": len(posts), "distinct_hashtags": len(set(tags)),
+            "posts": len(posts),
+            "distinct_hashtags": len(set(tags)),
             "hashtags_per_post": len(tags) / max(len(posts), 1),
-            **{f"length_p{q}": lengths[min(len(lengths) - 1, len(lengths) * q // 100)] if lengths else 0
-               for q in (10, 50, 90, 99)}}
+            **{
+                f"length_p{q}": lengths[min(len(lengths) - 1, len(lengths) * q // 100)] if lengths else 0
+                for q in (10, 50, 90, 99)
+            },
+        }
         if part != "train":
             row["gold_seen_in_train"] = sum(t in seen for t in tags) / max(len(tags), 1)
         out[part] = row
@@ -632,6 +716,9 @@ def format_stats(stats: dict[str, dict[str, float | int]]) -> str:
     keys = list(dict.fromkeys(k for row in stats.values() for k in row))
     lines = ["\t".join(["split", *keys])]
     for part, row in stats.items():
-        lines.append("\t".join([part, *(f"{row[k]:.3f}" if isinstance(row.get(k), float) else str(row.get(k, "-"))
-                                      for k in keys)]))
+        lines.append(
+            "\t".join(
+                [part, *(f"{row[k]:.3f}" if isinstance(row.get(k), float) else str(row.get(k, "-")) for k in keys)]
+            )
+        )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ same shuffled epoch, and DDP averages the gradients, so one step sees `world` ba
 effective batch is world x batch_size). Backend: gloo on CPU, NCCL on GPU. Only rank 0 writes
 checkpoints and the model. Without torchrun (WORLD_SIZE unset) everything here is a no-op.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,4 +59,4 @@ def shard(batches: list[T]) -> list[T]:
     n = world_size()
     if n == 1:
         return batches
-    return batches[rank():len(batches) - len(batches) % n:n]
+    return batches[rank() : len(batches) - len(batches) % n : n]

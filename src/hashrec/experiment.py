@@ -11,14 +11,16 @@ F1 against k: the paper's Figure 2) are rewritten from the records.
 Table 1 includes the practical anchors (fastText, TF-IDF kNN) so that they are trained and scored
 in the same run and on the same splits as the networks.
 """
+
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,16 +37,23 @@ H = "-5"  # the paper names the attention rows by their window h
 TABLES: dict[str, list[Row]] = {
     "table1": [("fastText (anchor)", "fasttext", {}), ("TF-IDF kNN (anchor)", "knn", {})]
     + [(label + H * (name != "cnn"), name, {}) for label, name in NETS],
-    "table2": [(f"{label}{H * (name != 'cnn')} {kind}", name, {"static_embeddings": static})
-               for label, name in NETS for kind, static in (("static", True), ("non-static", False))],
-    "table3": [(f"CNN+Attention-5, windows {', '.join(map(str, w))}", "acnn", {"windows": w})
-               for w in ((1,), (2,), (3,), (1, 2), (1, 2, 3))],
+    "table2": [
+        (f"{label}{H * (name != 'cnn')} {kind}", name, {"static_embeddings": static})
+        for label, name in NETS
+        for kind, static in (("static", True), ("non-static", False))
+    ],
+    "table3": [
+        (f"CNN+Attention-5, windows {', '.join(map(str, w))}", "acnn", {"windows": w})
+        for w in ((1,), (2,), (3,), (1, 2), (1, 2, 3))
+    ],
     "table4": [(f"{label}-{h}", name, {"h": h}) for label, name in NETS[1:] for h in (1, 3, 5, 7)],
-    "ablations": [("CNN+Attention-5 (defaults: soft attention, soft target, Adam)", "acnn", {}),
-                  ("hard attention (the paper's 0/1 mask)", "acnn", {"attention": "hard"}),
-                  ("pairs target (the paper's J)", "acnn", {"target": "pairs"}),
-                  ("AdaDelta (the paper's optimiser)", "acnn", {"optimizer": "adadelta"}),
-                  ("random initial embeddings", "acnn", {"embeddings": "random"})],
+    "ablations": [
+        ("CNN+Attention-5 (defaults: soft attention, soft target, Adam)", "acnn", {}),
+        ("hard attention (the paper's 0/1 mask)", "acnn", {"attention": "hard"}),
+        ("pairs target (the paper's J)", "acnn", {"target": "pairs"}),
+        ("AdaDelta (the paper's optimiser)", "acnn", {"optimizer": "adadelta"}),
+        ("random initial embeddings", "acnn", {"embeddings": "random"}),
+    ],
 }
 
 
@@ -63,8 +72,9 @@ def seeds_for(name: str, seeds: Sequence[int]) -> list[int | None]:
     return list(seeds) if "seed" in fields else [None]
 
 
-def run_one(data: Path, name: str, params: dict[str, Any], seed: int | None, limits: Sequence[int | None],
-            save: Path | None) -> dict[str, Any]:
+def run_one(
+    data: Path, name: str, params: dict[str, Any], seed: int | None, limits: Sequence[int | None], save: Path | None
+) -> dict[str, Any]:
     """Fit on (the first n_train of) train with (the first n_dev of) dev, score all of test: one record."""
     n_train, n_dev = limits
     train, dev, test = (load_split(data, part) for part in ("train", "dev", "test"))
@@ -76,10 +86,20 @@ def run_one(data: Path, name: str, params: dict[str, Any], seed: int | None, lim
     if save is not None:
         model.save(save)
     history = getattr(model, "history_", [])
-    return {"key": run_key(name, params, seed, limits), "name": name, "params": json.loads(_canonical(params)),
-            "seed": seed, "n_train": len(train), "n_dev": len(dev), "n_test": len(test),
-            "fit_s": round(fit_s, 1), "fit_cpu_s": round(fit_cpu_s, 1), "epochs_run": len(history) or None,
-            "history": history, "test": {str(k): s.as_dict() for k, s in model.evaluate(test, KS).items()}}
+    return {
+        "key": run_key(name, params, seed, limits),
+        "name": name,
+        "params": json.loads(_canonical(params)),
+        "seed": seed,
+        "n_train": len(train),
+        "n_dev": len(dev),
+        "n_test": len(test),
+        "fit_s": round(fit_s, 1),
+        "fit_cpu_s": round(fit_cpu_s, 1),
+        "epochs_run": len(history) or None,
+        "history": history,
+        "test": {str(k): s.as_dict() for k, s in model.evaluate(test, KS).items()},
+    }
 
 
 def read_records(path: Path) -> dict[str, dict[str, Any]]:
@@ -91,14 +111,24 @@ def read_records(path: Path) -> dict[str, dict[str, Any]]:
             r = json.loads(line)
             records[r["key"]] = r
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ConfigError(f"{path}, line {n}: not an experiment record ({e}); remove the line "
-                              "to rerun that run") from None
+            raise ConfigError(
+                f"{path}, line {n}: not an experiment record ({e}); remove the line to rerun that run"
+            ) from None
     return records
 
 
-def run(tables: Sequence[str], data: str | Path, out: str | Path, *, seeds: Sequence[int] = (0, 1, 2),
-        overrides: dict[str, Any] | None = None, n_train: int | None = None, n_dev: int | None = None,
-        save_models: bool = False, log: Callable[[str], None] = print) -> dict[str, list[dict[str, Any]]]:
+def run(
+    tables: Sequence[str],
+    data: str | Path,
+    out: str | Path,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    overrides: dict[str, Any] | None = None,
+    n_train: int | None = None,
+    n_dev: int | None = None,
+    save_models: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, list[dict[str, Any]]]:
     """Run every (row, seed) of `tables` not yet in OUT/results.jsonl; rewrite each table's report after each run.
 
     `overrides` apply to every network row (e.g. `{"epochs": 5}`), not to the anchors. Returns,
@@ -117,17 +147,25 @@ def run(tables: Sequence[str], data: str | Path, out: str | Path, *, seeds: Sequ
             if key in records:
                 continue
             log(f"[{table} {i}/{len(plan)}] {label}, seed {seed}")
-            save = out / "models" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}-seed{seed}" if save_models else None
+            save = (
+                out / "models" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}-seed{seed}"
+                if save_models
+                else None
+            )
             record = run_one(data, name, params, seed, limits, save)
             with open(results, "a", encoding="utf-8") as f:  # one line per run: a kill loses at most the run
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
             records[key] = record
-            log(f"  F1@1 {record['test']['1']['f1']:.4f} (fit {record['fit_s']:.0f} s, "
-                f"{record['epochs_run'] or '-'} epochs)")
+            log(
+                f"  F1@1 {record['test']['1']['f1']:.4f} (fit {record['fit_s']:.0f} s, "
+                f"{record['epochs_run'] or '-'} epochs)"
+            )
             write_table(table, data, out, records, seeds, overrides or {}, limits)
         write_table(table, data, out, records, seeds, overrides or {}, limits)
-    return {t: [records[key] for *_, key in _plan(TABLES[t], seeds, overrides or {}, limits) if key in records]
-            for t in tables}
+    return {
+        t: [records[key] for *_, key in _plan(TABLES[t], seeds, overrides or {}, limits) if key in records]
+        for t in tables
+    }
 
 
 def _row_params(name: str, params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -142,8 +180,9 @@ def _row_params(name: str, params: dict[str, Any], overrides: dict[str, Any]) ->
     return {k: v for k, v in params.items() if _canonical({k: v}) != _canonical({k: defaults.get(k)})}
 
 
-def _plan(rows: Sequence[Row], seeds: Sequence[int], overrides: dict[str, Any],
-          limits: Sequence[int | None]) -> list[tuple[str, str, dict[str, Any], int | None, str]]:
+def _plan(
+    rows: Sequence[Row], seeds: Sequence[int], overrides: dict[str, Any], limits: Sequence[int | None]
+) -> list[tuple[str, str, dict[str, Any], int | None, str]]:
     """(label, name, params, seed, run key) of every run the rows ask for, rows in order, seeds within."""
     out = []
     for label, name, params in rows:
@@ -155,8 +194,13 @@ def _plan(rows: Sequence[Row], seeds: Sequence[int], overrides: dict[str, Any],
 # ---------------------------------------------------------------------------- reports
 
 
-def summarise(rows: Sequence[Row], records: dict[str, dict[str, Any]], seeds: Sequence[int],
-              overrides: dict[str, Any], limits: Sequence[int | None]) -> list[dict[str, Any]]:
+def summarise(
+    rows: Sequence[Row],
+    records: dict[str, dict[str, Any]],
+    seeds: Sequence[int],
+    overrides: dict[str, Any],
+    limits: Sequence[int | None],
+) -> list[dict[str, Any]]:
     """Per row with at least one finished run: label, name, runs, and mean/std of P, R, F1 at each k."""
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (label, name) -> its finished runs
     for label, name, _, _, key in _plan(rows, seeds, overrides, limits):
@@ -167,13 +211,21 @@ def summarise(rows: Sequence[Row], records: dict[str, dict[str, Any]], seeds: Se
     for (label, name), rs in runs.items():
         if not rs:
             continue
-        stats = {k: {m: _mean_std([r["test"][str(k)][m] for r in rs]) for m in ("precision", "recall", "f1")}
-                 for k in KS}
+        stats = {
+            k: {m: _mean_std([r["test"][str(k)][m] for r in rs]) for m in ("precision", "recall", "f1")} for k in KS
+        }
         per_epoch = [r["fit_s"] / r["epochs_run"] for r in rs if r.get("epochs_run")]
-        out.append({"label": label, "name": name, "runs": rs, "stats": stats,
-                    "fit_s": float(np.mean([r["fit_s"] for r in rs])),
-                    "s_per_epoch": float(np.mean(per_epoch)) if per_epoch else None,
-                    "epochs": "/".join(str(r["epochs_run"]) for r in rs if r.get("epochs_run")) or "—"})
+        out.append(
+            {
+                "label": label,
+                "name": name,
+                "runs": rs,
+                "stats": stats,
+                "fit_s": float(np.mean([r["fit_s"] for r in rs])),
+                "s_per_epoch": float(np.mean(per_epoch)) if per_epoch else None,
+                "epochs": "/".join(str(r["epochs_run"]) for r in rs if r.get("epochs_run")) or "—",
+            }
+        )
     return out
 
 
@@ -189,24 +241,39 @@ def table_md(table: str, data: Path, summary: Sequence[dict[str, Any]]) -> str:
     if not summary:
         return f"# {table} on `{data}`\n\nNo finished runs yet.\n"
     first = summary[0]["runs"][0]
-    lines = [f"# {table} on `{data}` (train {first['n_train']:,}, dev {first['n_dev']:,}, "
-             f"test {first['n_test']:,}; Eq. 11, mean ± std over seeds)", "",
-             "| row | seeds | epochs | fit | s/epoch | paper F1@1 | " + " | ".join(f"F1@{k}" for k in KS)
-             + " | P@1 | R@1 |", "|---" * (8 + len(KS)) + "|"]
+    lines = [
+        f"# {table} on `{data}` (train {first['n_train']:,}, dev {first['n_dev']:,}, "
+        f"test {first['n_test']:,}; Eq. 11, mean ± std over seeds)",
+        "",
+        "| row | seeds | epochs | fit | s/epoch | paper F1@1 | " + " | ".join(f"F1@{k}" for k in KS) + " | P@1 | R@1 |",
+        "|---" * (8 + len(KS)) + "|",
+    ]
     for s in summary:
         n = len(s["runs"])
         paper = f"{PAPER_F1[s['name']]:.3f}" if table == "table1" and s["name"] in PAPER_F1 else "—"
         per_epoch = f"{s['s_per_epoch']:.0f} s" if s["s_per_epoch"] else "—"
-        lines.append(f"| {s['label']} | {n} | {s['epochs']} | {s['fit_s']:.0f} s | {per_epoch} | {paper} | "
-                     + " | ".join(_cell(s["stats"][k]["f1"], n) for k in KS)
-                     + f" | {_cell(s['stats'][1]['precision'], n)} | {_cell(s['stats'][1]['recall'], n)} |")
-    lines += ["", "fit: wall seconds of training, dev scoring included (mean over seeds). "
-              "Per-run histories (loss, dev F1@1 per epoch) are in results.jsonl."]
+        lines.append(
+            f"| {s['label']} | {n} | {s['epochs']} | {s['fit_s']:.0f} s | {per_epoch} | {paper} | "
+            + " | ".join(_cell(s["stats"][k]["f1"], n) for k in KS)
+            + f" | {_cell(s['stats'][1]['precision'], n)} | {_cell(s['stats'][1]['recall'], n)} |"
+        )
+    lines += [
+        "",
+        "fit: wall seconds of training, dev scoring included (mean over seeds). "
+        "Per-run histories (loss, dev F1@1 per epoch) are in results.jsonl.",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: str, data: Path, out: Path, records: dict[str, dict[str, Any]], seeds: Sequence[int],
-                overrides: dict[str, Any], limits: Sequence[int | None]) -> None:
+def write_table(
+    table: str,
+    data: Path,
+    out: Path,
+    records: dict[str, dict[str, Any]],
+    seeds: Sequence[int],
+    overrides: dict[str, Any],
+    limits: Sequence[int | None],
+) -> None:
     summary = summarise(TABLES[table], records, seeds, overrides, limits)
     with atomic_open(out / f"{table}.md", "w", encoding="utf-8") as f:
         f.write(table_md(table, data, summary))
@@ -216,10 +283,18 @@ def write_table(table: str, data: Path, out: Path, records: dict[str, dict[str, 
         for s in summary:
             for k in KS:
                 st = s["stats"][k]
-                w.writerow([s["label"], s["name"], len(s["runs"]), k]
-                           + [f"{x:.6f}" for m in ("precision", "recall", "f1") for x in st[m]])
+                w.writerow(
+                    [s["label"], s["name"], len(s["runs"]), k]
+                    + [f"{x:.6f}" for m in ("precision", "recall", "f1") for x in st[m]]
+                )
     if summary:
-        curves = {s["label"]: {k: {m: s["stats"][k][m][0] for m in ("precision", "recall", "f1")} for k in KS}
-                  for s in summary}
-        plot_at_k(curves, out / f"{table}.png", title=f"{table} on {data.name} (mean over seeds)",
-                  metrics=("precision", "recall", "f1"))
+        curves = {
+            s["label"]: {k: {m: s["stats"][k][m][0] for m in ("precision", "recall", "f1")} for k in KS}
+            for s in summary
+        }
+        plot_at_k(
+            curves,
+            out / f"{table}.png",
+            title=f"{table} on {data.name} (mean over seeds)",
+            metrics=("precision", "recall", "f1"),
+        )

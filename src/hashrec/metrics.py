@@ -4,10 +4,11 @@ Micro-averaged over the whole test set, k recommendations for every post:
 P@k = N_r / N_s, R@k = N_r / N_m, F1@k = 2PR / (P + R), with N_r the correct recommendations,
 N_s = k x posts, and N_m the gold hashtags of all posts (also those never seen in training).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,9 @@ class Scores:
         return asdict(self)
 
 
-def evaluate_ranked(gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[str]],
-                    ks: Sequence[int] = (1, 2, 3, 4, 5)) -> dict[int, Scores]:
+def evaluate_ranked(
+    gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[str]], ks: Sequence[int] = (1, 2, 3, 4, 5)
+) -> dict[int, Scores]:
     """Eq. 11 at each k, from gold hashtags and ranked recommendations (best first) per post.
 
     >>> s = evaluate_ranked([["a"], ["b", "c"]], [["a", "x"], ["x", "c"]], ks=[1, 2])
@@ -44,8 +46,9 @@ def evaluate_ranked(gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[str
     return out
 
 
-def evaluate_per_post(gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[str]],
-                      ks: Sequence[int] = (1, 2, 3, 4, 5)) -> dict[int, Scores]:
+def evaluate_per_post(
+    gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[str]], ks: Sequence[int] = (1, 2, 3, 4, 5)
+) -> dict[int, Scores]:
     """The per-post averaged variant (NOT the paper's Eq. 11): P, R and F1 of each post, then the mean.
 
     >>> s = evaluate_per_post([["a"], ["b", "c"]], [["a", "x"], ["x", "c"]], ks=[2])
@@ -65,13 +68,19 @@ def evaluate_per_post(gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[s
     return out
 
 
-def report(gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[str]],
-           ks: Sequence[int] = (1, 2, 3, 4, 5)) -> dict[str, object]:
+def report(
+    gold: Sequence[Sequence[str]], ranked: Sequence[Sequence[str]], ks: Sequence[int] = (1, 2, 3, 4, 5)
+) -> dict[str, object]:
     """`{"posts": N, "micro": {"1": {"precision", "recall", "f1"}, ...}, "per_post": {...}}`."""
+
     def shape(scores: dict[int, Scores]) -> dict[str, dict[str, float]]:
         return {str(k): {"precision": s.precision, "recall": s.recall, "f1": s.f1} for k, s in scores.items()}
-    return {"posts": len(gold), "micro": shape(evaluate_ranked(gold, ranked, ks)),
-            "per_post": shape(evaluate_per_post(gold, ranked, ks))}
+
+    return {
+        "posts": len(gold),
+        "micro": shape(evaluate_ranked(gold, ranked, ks)),
+        "per_post": shape(evaluate_per_post(gold, ranked, ks)),
+    }
 
 
 def format_table(scores: dict[int, Scores]) -> str:

@@ -10,6 +10,7 @@ checks it first, before any work, with `check_output_dir` (model directories) or
 `claim_output_dir` (every other output folder, which it also marks with a `.hashrec` file
 holding `{"kind": ...}` so that a rerun knows its own folder again).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -97,15 +98,23 @@ def check_output_dir(path: str | os.PathLike, kind: str, inputs: Sequence[str | 
         if source == path or path in source.parents:
             raise OutputError(f"{given}: holds the input {source}; refusing to write over it. Name a new folder")
     if kind == MODEL and (path == Path.cwd() or path in Path.cwd().parents):
-        raise OutputError(f"{given}: is the current folder (a model directory is replaced whole); "
-                          "name a new folder, e.g. --out runs/model")
+        raise OutputError(
+            f"{given}: is the current folder (a model directory is replaced whole); "
+            "name a new folder, e.g. --out runs/model"
+        )
     found = _folder_kind(path) if path.is_dir() else kind
     if found != kind and _entries(path):
-        what = "is a hashrec model" if found == MODEL else f"was made by `hashrec {found}`" if found else \
-            f"holds files hashrec did not write ({', '.join(_entries(path)[:5])})"
+        what = (
+            "is a hashrec model"
+            if found == MODEL
+            else f"was made by `hashrec {found}`"
+            if found
+            else f"holds files hashrec did not write ({', '.join(_entries(path)[:5])})"
+        )
         mine = "a model directory" if kind == MODEL else f"one `hashrec {kind}` made"
-        raise OutputError(f"{given}: {what}; refusing to replace it or write into it. "
-                          f"Name a new folder, an empty one, or {mine}")
+        raise OutputError(
+            f"{given}: {what}; refusing to replace it or write into it. Name a new folder, an empty one, or {mine}"
+        )
     _check_writable(path, given)
     return path
 
@@ -218,25 +227,32 @@ def load_model_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, n
 
     path = Path(path)
     if not (path / MODEL_JSON).is_file():
-        raise ModelFileError(f"{path}: not a hashrec model directory (no {MODEL_JSON}); "
-                             "train one with `hashrec train --out DIR`")
+        raise ModelFileError(
+            f"{path}: not a hashrec model directory (no {MODEL_JSON}); train one with `hashrec train --out DIR`"
+        )
     extra = sorted(p.name for p in path.iterdir() if p.name not in (MODEL_JSON, WEIGHTS))
     if extra:
-        raise ModelFileError(f"{path}: unexpected files {extra}; a hashrec model holds only "
-                             f"{MODEL_JSON} and {WEIGHTS}. Refusing to load (remove them if you trust them)")
+        raise ModelFileError(
+            f"{path}: unexpected files {extra}; a hashrec model holds only "
+            f"{MODEL_JSON} and {WEIGHTS}. Refusing to load (remove them if you trust them)"
+        )
     try:
         meta = json.loads((path / MODEL_JSON).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f"{path / MODEL_JSON}: corrupted ({e}); retrain or restore the model") from None
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         got = meta.get("format_version") if isinstance(meta, dict) else None
-        raise ModelFileError(f"{path}: model format version {got!r}, this hashrec reads version "
-                             f"{FORMAT_VERSION}; retrain it with this version (saved by hashrec "
-                             f"{meta.get('hashrec_version') if isinstance(meta, dict) else '?'})")
+        raise ModelFileError(
+            f"{path}: model format version {got!r}, this hashrec reads version "
+            f"{FORMAT_VERSION}; retrain it with this version (saved by hashrec "
+            f"{meta.get('hashrec_version') if isinstance(meta, dict) else '?'})"
+        )
     weights = path / WEIGHTS
     if not weights.is_file() or sha256_file(weights) != meta.get("sha256", {}).get(WEIGHTS):
-        raise ModelFileError(f"{weights}: missing or its checksum does not match {MODEL_JSON} "
-                             "(truncated or corrupted copy); copy the model again or retrain")
+        raise ModelFileError(
+            f"{weights}: missing or its checksum does not match {MODEL_JSON} "
+            "(truncated or corrupted copy); copy the model again or retrain"
+        )
     try:
         arrays = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:

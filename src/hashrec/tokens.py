@@ -4,6 +4,7 @@ Tokenising 400k Weibo posts with jieba takes minutes, so `tokenize_many` spreads
 over worker processes and caches the result on disk under a key of the texts' content hash and
 the tokenizer version: a cache that does not match its input is never used.
 """
+
 from __future__ import annotations
 
 import functools
@@ -110,8 +111,9 @@ def docs_key(prefix: str, docs: Iterable[Sequence[str]], suffix: str = "") -> st
     return h.hexdigest()[:32]
 
 
-def tokenize_many(texts: Sequence[str], *, workers: int | None = None, cache: bool = True,
-                  progress: bool = False) -> list[list[str]]:
+def tokenize_many(
+    texts: Sequence[str], *, workers: int | None = None, cache: bool = True, progress: bool = False
+) -> list[list[str]]:
     """Tokenize a batch; large batches run on `workers` processes and are cached by content."""
     texts = list(texts)
     if len(texts) < CACHE_MIN:
@@ -133,12 +135,11 @@ def tokenize_many(texts: Sequence[str], *, workers: int | None = None, cache: bo
     return docs
 
 
-def tokenize_parallel(texts: Sequence[str], *, workers: int | None = None,
-                      progress: bool = False) -> list[list[str]]:
+def tokenize_parallel(texts: Sequence[str], *, workers: int | None = None, progress: bool = False) -> list[list[str]]:
     """`tokenize` over `workers` processes (default: the CPUs, at most 4), whatever the batch size; no cache."""
     texts = list(texts)
     workers = workers or min(os.cpu_count() or 1, 4)
-    chunks = [texts[i:i + 2000] for i in range(0, len(texts), 2000)]
+    chunks = [texts[i : i + 2000] for i in range(0, len(texts), 2000)]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             parts = pool.map(_tokenize_chunk, chunks)

@@ -2,6 +2,7 @@
 
 Entries are imported lazily so that `hashrec data ...` does not load torch.
 """
+
 from __future__ import annotations
 
 import importlib

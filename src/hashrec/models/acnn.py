@@ -15,8 +15,9 @@ import dataclasses
 import hashlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +55,17 @@ def word2vec(docs: Docs, vocab: Vocab, cfg: ACNNConfig) -> np.ndarray:
         return np.load(path)
     from gensim.models import Word2Vec
 
-    w2v = Word2Vec(docs, vector_size=cfg.dim, window=5, min_count=cfg.min_count, sg=1, workers=1,
-                   epochs=cfg.w2v_epochs, seed=cfg.seed, hashfxn=_hash_seed)
+    w2v = Word2Vec(
+        docs,
+        vector_size=cfg.dim,
+        window=5,
+        min_count=cfg.min_count,
+        sg=1,
+        workers=1,
+        epochs=cfg.w2v_epochs,
+        seed=cfg.seed,
+        hashfxn=_hash_seed,
+    )
     out = np.zeros((len(vocab), cfg.dim), dtype=np.float32)
     for i, word in enumerate(vocab.itos[2:], start=2):
         out[i] = w2v.wv[word]
@@ -69,7 +79,7 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     """Mini-batches of posts of similar length (less padding), in random order; random within a length."""
     order = rng.permutation(len(lengths))
     order = order[np.argsort(lengths[order], kind="stable")]
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -100,7 +110,7 @@ class ACNN(Recommender):
 
     def encode(self, docs: Docs) -> list[list[int]]:
         """Word ids, cut to max_len; an empty post becomes one <unk> so every post has a word."""
-        return [self.vocab_.encode(d[:self.config.max_len]) or [1] for d in docs]
+        return [self.vocab_.encode(d[: self.config.max_len]) or [1] for d in docs]
 
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
         cfg = self.config
@@ -142,8 +152,9 @@ class ACNN(Recommender):
         self.net_.to(device)
         train_net = distributed.wrap(self.net_)  # DDP under torchrun, else the net itself
         params = [p for p in self.net_.parameters() if p.requires_grad]
-        opt = (torch.optim.Adam(params, lr=cfg.lr, fused=True) if cfg.optimizer == "adam"
-               else torch.optim.Adadelta(params))  # AdaDelta: its own lr 1.0, as in Kim 2014
+        opt = (
+            torch.optim.Adam(params, lr=cfg.lr, fused=True) if cfg.optimizer == "adam" else torch.optim.Adadelta(params)
+        )  # AdaDelta: its own lr 1.0, as in Kim 2014
         # 3. resume from the last epoch's checkpoint, if asked
         start, best, best_state, stale = 0, -1.0, None, 0
         self.history_: list[dict[str, float]] = []
@@ -159,9 +170,15 @@ class ACNN(Recommender):
                 break
             self.net_.train()
             batches = distributed.shard(
-                bucketed_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])))
-            bar = tqdm(batches, desc=f"{self.name} epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                       disable=None if distributed.is_main() else True, mininterval=2.0)
+                bucketed_batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+            )
+            bar = tqdm(
+                batches,
+                desc=f"{self.name} epoch {epoch + 1}/{cfg.epochs}",
+                leave=False,
+                disable=None if distributed.is_main() else True,
+                mininterval=2.0,
+            )
             total = 0.0
             for n, b in enumerate(bar, 1):
                 x = pad([ids[i] for i in b]).to(device)
@@ -178,9 +195,12 @@ class ACNN(Recommender):
             self.history_.append({"epoch": epoch + 1, "loss": total / len(batches), "dev_f1@1": score})
             if distributed.is_main():  # one line an epoch, on a terminal or in a log
                 took = (time.perf_counter() - began) / (epoch + 1 - start)
-                tqdm.write(f"{self.name} epoch {epoch + 1}/{cfg.epochs}: loss {total / len(batches):.4f} "
-                           f"dev F1@1 {score}, {took:.0f} s an epoch, at most {took * (cfg.epochs - epoch - 1):.0f} s "
-                           "left", file=sys.stderr)
+                tqdm.write(
+                    f"{self.name} epoch {epoch + 1}/{cfg.epochs}: loss {total / len(batches):.4f} "
+                    f"dev F1@1 {score}, {took:.0f} s an epoch, at most {took * (cfg.epochs - epoch - 1):.0f} s "
+                    "left",
+                    file=sys.stderr,
+                )
             if score is None or score > best:
                 best, stale = (score if score is not None else best), 0
                 best_state = copy.deepcopy(self.net_.state_dict())
@@ -191,20 +211,28 @@ class ACNN(Recommender):
         if best_state is not None:
             self.net_.load_state_dict(best_state)
         self.net_.for_inference()
-        self.trained_on_ = {"epochs_run": len(self.history_) + start, "best_dev_f1@1": best,
-                            "history": self.history_}
+        self.trained_on_ = {"epochs_run": len(self.history_) + start, "best_dev_f1@1": best, "history": self.history_}
 
     def _dev_f1(self, dev: Dev) -> float:
         ranked = self.rank_docs(dev.docs, 1)
         return evaluate_ranked(dev.tags, [[t for t, _ in r] for r in ranked], ks=(1,))[1].f1
 
-    def _checkpoint(self, path: Path, opt: torch.optim.Optimizer, epoch: int, best: float,
-                    best_state: dict | None, stale: int) -> None:
+    def _checkpoint(
+        self, path: Path, opt: torch.optim.Optimizer, epoch: int, best: float, best_state: dict | None, stale: int
+    ) -> None:
         """torch.save through store.atomic_open (a temporary sibling, then os.replace): a kill never
         leaves half a checkpoint."""
-        state = {"model": self.net_.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                 "best": best, "best_state": best_state, "stale": stale, "history": self.history_,
-                 "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(self.config)}
+        state = {
+            "model": self.net_.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": epoch,
+            "best": best,
+            "best_state": best_state,
+            "stale": stale,
+            "history": self.history_,
+            "torch_rng": torch.get_rng_state(),
+            "config": dataclasses.asdict(self.config),
+        }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         with atomic_open(path, "wb") as f:
@@ -213,10 +241,13 @@ class ACNN(Recommender):
     def _restore(self, path: Path, opt: torch.optim.Optimizer) -> tuple[int, float, dict | None, int]:
         state = torch.load(path, weights_only=True, map_location=next(self.net_.parameters()).device)
         mine = dataclasses.asdict(self.config)
-        if {k: list(v) if isinstance(v, tuple) else v for k, v in state["config"].items()} != \
-                {k: list(v) if isinstance(v, tuple) else v for k, v in mine.items()}:
-            raise ConfigError(f"{path} was written by a training run with another config; train "
-                              "without --resume, or remove the checkpoint directory")
+        if {k: list(v) if isinstance(v, tuple) else v for k, v in state["config"].items()} != {
+            k: list(v) if isinstance(v, tuple) else v for k, v in mine.items()
+        }:
+            raise ConfigError(
+                f"{path} was written by a training run with another config; train "
+                "without --resume, or remove the checkpoint directory"
+            )
         self.net_.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -234,7 +265,7 @@ class ACNN(Recommender):
         device = next(self.net_.parameters()).device
         ids = self.encode(docs)
         for start in range(0, len(ids), 256):
-            yield slice(start, start + 256), ids[start:start + 256], device
+            yield slice(start, start + 256), ids[start : start + 256], device
 
     def _top_k(self, docs: Docs, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of the softmax taken on the logits: no (posts, labels) probability matrix is built.
@@ -293,7 +324,7 @@ class ACNN(Recommender):
             return super().explain(texts)
         self._check_fitted()
         texts = check_texts(texts)
-        docs = [d[:self.config.max_len] for d in tokenize_many(texts)]
+        docs = [d[: self.config.max_len] for d in tokenize_many(texts)]
         out: list[list[tuple[str, float]]] = []
         with torch.inference_mode():
             weights = [a for _, rows, device in self._batches(docs) for a in self.net_.trigger_weights(rows, device)]

@@ -15,11 +15,13 @@ switch that selects this engine:
 
 docs/PERFORMANCE.md and docs/PERFORMANCE-serve.md hold the measurements.
 """
+
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,7 +43,11 @@ def blocks(layer: WindowLinear) -> torch.Tensor:
     Its weight M is (out, size * d) with word j of a window at column c * size + j, so M splits
     into blocks M_0 .. M_{size-1} and the window's value is sum_j M_j . w_{t+j}.
     """
-    return layer.weight.view(layer.out_features, -1, layer.size).permute(1, 2, 0).reshape(-1, layer.size * layer.out_features)
+    return (
+        layer.weight.view(layer.out_features, -1, layer.size)
+        .permute(1, 2, 0)
+        .reshape(-1, layer.size * layer.out_features)
+    )
 
 
 def products(layer: WindowLinear, w: torch.Tensor) -> torch.Tensor:
@@ -118,8 +124,9 @@ def tables_fit(embed: nn.Embedding, layers: list[WindowLinear]) -> bool:
     return size <= TABLE_BYTES
 
 
-def tables(embed: nn.Embedding, layers: list[WindowLinear],
-           cached: tuple[tuple, list[torch.Tensor]] | None) -> tuple[tuple, list[torch.Tensor]]:
+def tables(
+    embed: nn.Embedding, layers: list[WindowLinear], cached: tuple[tuple, list[torch.Tensor]] | None
+) -> tuple[tuple, list[torch.Tensor]]:
     """(key, each layer's `table`), reusing `cached` while the weights are the same tensors at the same
     version (an in-place change bumps it; `ACNNNet.train` drops the cache, for optimizers that do not)."""
     key = tuple((p.data_ptr(), p._version) for p in (embed.weight, *(m.weight for m in layers)))
@@ -204,8 +211,7 @@ def h_g(glob: GlobalConv, zs: list[torch.Tensor], batch: Packed) -> torch.Tensor
     for m, z in zip(glob.maps, zs):
         z = z[0]
         owners = batch.owners(m.size)[:, None].expand_as(z)  # windows of no post go to row B
-        maxima.append(z.new_full((batch.size + 1, z.size(1)), float("-inf"))
-                      .scatter_reduce_(0, owners, z, "amax")[:-1])
+        maxima.append(z.new_full((batch.size + 1, z.size(1)), float("-inf")).scatter_reduce_(0, owners, z, "amax")[:-1])
     return glob.h_g(maxima)
 
 
@@ -214,7 +220,7 @@ def packed_features(net: ACNNNet, batch: Packed) -> torch.Tensor:
     zs = net.window_sums(batch.row)
     parts = []
     if net.glob is not None:
-        parts.append(h_g(net.glob, zs[:len(net.glob.maps)], batch))
+        parts.append(h_g(net.glob, zs[: len(net.glob.maps)], batch))
     if net.local is not None:
         parts.append(h_l(net.local, zs[-1], batch, net.embed))
     return net.hidden(parts)

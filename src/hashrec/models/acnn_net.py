@@ -18,6 +18,7 @@ docs/results/acnn.md holds the measurements.
 References: Gong & Zhang 2016, "Hashtag Recommendation using Attention-based Convolutional
 Neural Network"; Kim 2014, "Convolutional Neural Networks for Sentence Classification".
 """
+
 from __future__ import annotations
 
 import itertools
@@ -53,7 +54,7 @@ class ACNNConfig:
     w2v_epochs: int = 5  # gensim's default
     # word2vec vectors wider than this std (the random init's, U(-0.25, 0.25)) are scaled down to
     # it; 0 keeps gensim's own scale (0.23 on Weibo, 0.16 on tweeteval). See _fit
-    w2v_std: float = 0.25 / 3 ** 0.5
+    w2v_std: float = 0.25 / 3**0.5
     min_count: int = 5  # rarer words get <unk>; word2vec's own default. Weibo: 34k words, not 141k
     min_label_count: int = 2  # softmax over hashtags seen this often; rarer ones score 0 (see _fit)
     max_len: int = 100  # tokens kept per post (the head): all of 94% of Weibo posts, 86% of tokens
@@ -66,17 +67,35 @@ class ACNNConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check(len(self.channels) > 0 and set(self.channels) <= {"global", "local"}
-              and len(set(self.channels)) == len(self.channels),
-              f"channels must be a non-empty subset of ('global', 'local'), got {self.channels!r}")
-        check(len(self.windows) > 0 and all(w >= 1 for w in self.windows),
-              f"windows must be positive window sizes, e.g. (1, 2, 3), got {self.windows!r}")
-        check(self.h >= 1 and self.h % 2 == 1, f"h (attention window) must be odd and >= 1 so it "
-              f"centres on the word, got {self.h}")
+        check(
+            len(self.channels) > 0
+            and set(self.channels) <= {"global", "local"}
+            and len(set(self.channels)) == len(self.channels),
+            f"channels must be a non-empty subset of ('global', 'local'), got {self.channels!r}",
+        )
+        check(
+            len(self.windows) > 0 and all(w >= 1 for w in self.windows),
+            f"windows must be positive window sizes, e.g. (1, 2, 3), got {self.windows!r}",
+        )
+        check(
+            self.h >= 1 and self.h % 2 == 1,
+            f"h (attention window) must be odd and >= 1 so it centres on the word, got {self.h}",
+        )
         check(0.0 <= self.delta <= 1.0, f"delta must be in [0, 1], got {self.delta}")
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("dim", "n_maps", "local_dim", "hidden", "min_count", "min_label_count", "max_len", "batch_size",
-                     "epochs", "patience", "w2v_epochs"):
+        for name in (
+            "dim",
+            "n_maps",
+            "local_dim",
+            "hidden",
+            "min_count",
+            "min_label_count",
+            "max_len",
+            "batch_size",
+            "epochs",
+            "patience",
+            "w2v_epochs",
+        ):
             check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         check(self.w2v_std >= 0, f"w2v_std must be >= 0 (0 keeps gensim's scale), got {self.w2v_std}")
         check(self.lr > 0 and self.clip > 0, f"lr and clip must be > 0, got {self.lr}, {self.clip}")
@@ -134,7 +153,10 @@ class LocalAttention(nn.Module):
         self.fold = nn.Linear(dim, out_dim)
 
     def weights(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """a_i per word, (B, T); 0 at padding. `z` (B, T, 1) the score filter's window sums, `mask` (B, T) real words."""
+        """a_i per word, (B, T); 0 at padding.
+
+        `z` (B, T, 1) are the score filter's window sums, `mask` (B, T) the real words.
+        """
         s = torch.tanh(z.squeeze(2) + self.score.bias)  # (B, T)
         s_max = s.masked_fill(~mask, -2.0).amax(1, keepdim=True)  # tanh is in (-1, 1): pads never win
         s_min = s.masked_fill(~mask, 2.0).amin(1, keepdim=True)
@@ -167,7 +189,9 @@ class GlobalConv(nn.Module):
 
     def __init__(self, dim: int, sizes: tuple[int, ...], n_maps: int) -> None:
         super().__init__()
-        self.maps = nn.ModuleList(WindowLinear(dim, n_maps, l, l - 1, l - 1) for l in sizes)  # M_g, b per window size
+        self.maps = nn.ModuleList(
+            WindowLinear(dim, n_maps, width, width - 1, width - 1) for width in sizes
+        )  # M_g, b per window size
 
     def forward(self, zs: list[torch.Tensor], lengths: torch.Tensor) -> torch.Tensor:
         """`zs` each map's window sums (B, T + l - 1, maps), `lengths` (B,) real words per post."""
@@ -198,8 +222,11 @@ class ACNNNet(nn.Module):
     def __init__(self, n_words: int, n_labels: int, cfg: ACNNConfig) -> None:
         super().__init__()
         self.embed = nn.Embedding(n_words, cfg.dim, padding_idx=0)
-        self.local = (LocalAttention(cfg.dim, cfg.h, cfg.delta, cfg.local_dim, cfg.attention == "hard")
-                      if "local" in cfg.channels else None)
+        self.local = (
+            LocalAttention(cfg.dim, cfg.h, cfg.delta, cfg.local_dim, cfg.attention == "hard")
+            if "local" in cfg.channels
+            else None
+        )
         self.glob = GlobalConv(cfg.dim, cfg.windows, cfg.n_maps) if "global" in cfg.channels else None
         width = (cfg.n_maps * len(cfg.windows) if self.glob else 0) + (cfg.local_dim if self.local else 0)
         self.drop = nn.Dropout(cfg.dropout)
@@ -209,7 +236,7 @@ class ACNNNet(nn.Module):
         self.fast = True  # acnn_fast's engine; False: the plain math path
         self._tables: tuple[tuple, list[torch.Tensor]] | None = None  # see window_sums
 
-    def train(self, mode: bool = True) -> "ACNNNet":
+    def train(self, mode: bool = True) -> ACNNNet:
         # the tables of window_sums are dropped whenever the mode changes: an optimizer may change
         # the weights without bumping their version (fused Adam does not), but only in training
         self._tables = None
@@ -231,7 +258,9 @@ class ACNNNet(nn.Module):
         return max(m.left for m in self.windowed())
 
     def window_sums(self, x: torch.Tensor, w: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Every windowed layer's `WindowLinear.window_sums` for word ids `x` (B, T), embeddings `w` (`embed(x)` if None).
+        """Every windowed layer's `WindowLinear.window_sums` for word ids `x` (B, T).
+
+        `w` are the embeddings (`embed(x)` if None).
 
         With `fast`, inference (no gradient, eval mode) reads them from tables of M_j . E_v
         (acnn_fast.tables), built once per set of weights; a vocabulary whose tables would pass
@@ -251,7 +280,7 @@ class ACNNNet(nn.Module):
         zs = self.window_sums(x, w)
         parts = []
         if self.glob is not None:
-            parts.append(self.glob(zs[:len(self.glob.maps)], mask.sum(1)))
+            parts.append(self.glob(zs[: len(self.glob.maps)], mask.sum(1)))
         if self.local is not None:
             parts.append(self.local(zs[-1], w, mask))
         return self.hidden(parts)
@@ -272,7 +301,7 @@ class ACNNNet(nn.Module):
             return fast.trigger_weights(self, fast.pack(rows, self.gap, device))
         x = pad(rows).to(device)
         a = self.local.weights(self.window_sums(x)[-1], x != 0).detach().cpu().numpy()
-        return [a[i, :len(r)] for i, r in enumerate(rows)]
+        return [a[i, : len(r)] for i, r in enumerate(rows)]
 
     def top_k(self, z: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`z.topk(k, dim=1)` of logits `z` (B, n_labels); equal values may come in another order with `fast`."""
@@ -303,5 +332,3 @@ def pad(rows: list[list[int]], value: int = 0) -> torch.Tensor:
     out = np.full((len(rows), lengths.max()), value, dtype=np.int64)
     out[np.arange(out.shape[1]) < lengths[:, None]] = np.fromiter(itertools.chain.from_iterable(rows), np.int64)
     return torch.from_numpy(out)
-
-

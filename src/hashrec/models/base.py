@@ -7,14 +7,16 @@ and writes `_update(docs, tags, posts)`; one that scores as of a moment or for a
 `_scores_at(docs, times, users)`. The base owns validation, tokenisation, the label set (which
 `update` grows), top-k ranking, the fitted check, and the safe on-disk format (hashrec.store).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,8 +53,10 @@ def check_posts(posts: Sequence[Post], what: str) -> list[Post]:
         if not isinstance(p, Post):
             raise DataError(f"{what}: item {i} is {type(p).__name__}, expected hashrec.data.Post")
     if not any(p.hashtags for p in posts):
-        raise DataError(f"{what}: not a single post has a hashtag; nothing to learn. Check the "
-                        "hashtag style (--hashtag-style) or the hashtags field")
+        raise DataError(
+            f"{what}: not a single post has a hashtag; nothing to learn. Check the "
+            "hashtag style (--hashtag-style) or the hashtags field"
+        )
     return posts
 
 
@@ -78,8 +82,10 @@ def model_sha256(path: str | Path) -> str:
         json.loads(text)["sha256"][WEIGHTS]  # a model.json that records its weights' checksum, or the error below
         return hashlib.sha256(text).hexdigest()
     except (OSError, ValueError, KeyError, TypeError):
-        raise ModelFileError(f"{path}: not a readable hashrec model directory; boost and hknn reference "
-                             "their base (and scorers) by path, train or copy them there first") from None
+        raise ModelFileError(
+            f"{path}: not a readable hashrec model directory; boost and hknn reference "
+            "their base (and scorers) by path, train or copy them there first"
+        ) from None
 
 
 def check_texts(texts: str | Sequence[str]) -> list[str]:
@@ -154,7 +160,7 @@ class Recommender:
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "Recommender":
+    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> Recommender:
         """Learn from training posts; `dev` (optional) is used for model selection only."""
         train = check_posts(train, f"{self.name}.fit(train)")
         docs = self._tokens([p.text for p in train], progress=len(train) > 20000)
@@ -172,11 +178,15 @@ class Recommender:
             dev_set = Dev(tokenize_many([p.text for p in dev]), [p.hashtags for p in dev])
         self._fit(docs, tags, dev_set)
         self._calibrate(dev_set)
-        self.trained_on_ = {"n_train": len(train), "n_labels": len(self.labels_), **self.trained_on_,
-                            "train_sha256": fingerprint([p.text for p in train])}
+        self.trained_on_ = {
+            "n_train": len(train),
+            "n_labels": len(self.labels_),
+            **self.trained_on_,
+            "train_sha256": fingerprint([p.text for p in train]),
+        }
         return self
 
-    def update(self, posts: Sequence[Post]) -> "Recommender":
+    def update(self, posts: Sequence[Post]) -> Recommender:
         """Learn from posts that arrived after `fit` or the last `update`, given in stream order.
 
         Hashtags never seen before join `labels_` at the end (existing ids never change) and
@@ -185,8 +195,10 @@ class Recommender:
         """
         self._check_fitted()
         if not self.learns_online:
-            raise ConfigError(f"{self.name} is static: it cannot learn after fit; refit it on all posts "
-                              "(hashrec train), or pick a model that learns online (popularity, nb, knn, hknn, boost)")
+            raise ConfigError(
+                f"{self.name} is static: it cannot learn after fit; refit it on all posts "
+                "(hashrec train), or pick a model that learns online (popularity, nb, knn, hknn, boost)"
+            )
         posts = [p for p in posts if isinstance(p, Post) and p.hashtags] if posts else []
         if posts:
             docs = self._tokens([p.text for p in posts])
@@ -208,7 +220,7 @@ class Recommender:
                     self.label_index_[t] = len(self.labels_)
                     self.labels_.append(t)
         counts = np.zeros(len(self.labels_), dtype=np.int64)
-        counts[:len(self.label_counts_)] = self.label_counts_
+        counts[: len(self.label_counts_)] = self.label_counts_
         np.add.at(counts, [i for ids in self.label_ids(tags) for i in ids], 1)
         self.label_counts_ = counts
 
@@ -230,8 +242,10 @@ class Recommender:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "labels_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
-                                 "with appropriate arguments before using this recommender.")
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
+                "with appropriate arguments before using this recommender."
+            )
 
     def _scores_at(self, docs: Docs, times: Times, users: Users) -> np.ndarray:
         """Scores as of `times` for authors `users`; a model blind to time and author ignores both."""
@@ -245,8 +259,13 @@ class Recommender:
         if times is None and users is None:
             idx, vals = self._top_k(docs, k)
         else:
-            idx, vals = self._chunked_top_k(lambda a, b: self._scores_at(
-                docs[a:b], None if times is None else times[a:b], None if users is None else users[a:b]), len(docs), k)
+            idx, vals = self._chunked_top_k(
+                lambda a, b: self._scores_at(
+                    docs[a:b], None if times is None else times[a:b], None if users is None else users[a:b]
+                ),
+                len(docs),
+                k,
+            )
         labels = self.labels_  # .tolist(): Python ints and floats, not a numpy scalar per element
         return [[(labels[i], v) for i, v in zip(row_i, row_v)] for row_i, row_v in zip(idx.tolist(), vals.tolist())]
 
@@ -276,8 +295,15 @@ class Recommender:
         self._check_fitted()
         return self.rank_docs(tokenize_many(texts), k, per_text_times(at, len(texts)), per_text_users(user, len(texts)))
 
-    def suggest(self, texts: str | Sequence[str], k: int = 5, *, at: Any = None, user: Any = None,
-                min_confidence: float | None = None) -> list[list[Suggestion]]:
+    def suggest(
+        self,
+        texts: str | Sequence[str],
+        k: int = 5,
+        *,
+        at: Any = None,
+        user: Any = None,
+        min_confidence: float | None = None,
+    ) -> list[list[Suggestion]]:
         """`recommend` with each hashtag's calibrated confidence, P(the author used it) (hashrec.calibration).
 
         Returns per text up to k `Suggestion(hashtag, score, confidence)`, best first; with
@@ -291,13 +317,18 @@ class Recommender:
 
     def check_min_confidence(self, min_confidence: float) -> None:
         """Refuse a threshold that is not a probability, or one this model cannot apply (no calibration)."""
-        if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) \
-                or not 0 <= min_confidence <= 1:
+        if (
+            isinstance(min_confidence, bool)
+            or not isinstance(min_confidence, (int, float))
+            or not 0 <= min_confidence <= 1
+        ):
             raise ConfigError(f"min_confidence must be a probability in [0, 1], got {min_confidence!r}")
         if self.calibration_ is None:
-            raise ConfigError(f"this {self.name} model has no calibrated confidence (it was trained without a dev "
-                              "split, or saved before hashrec calibrated models), so min_confidence cannot apply; "
-                              "retrain it with a dev split, or leave min_confidence out")
+            raise ConfigError(
+                f"this {self.name} model has no calibrated confidence (it was trained without a dev "
+                "split, or saved before hashrec calibrated models), so min_confidence cannot apply; "
+                "retrain it with a dev split, or leave min_confidence out"
+            )
 
     def _calibrate(self, dev: Dev | None) -> None:
         """Fit `calibration_` on held-out posts: their gold hashtags against the model's top `RANKS`."""
@@ -332,13 +363,20 @@ class Recommender:
         self._check_fitted()
         arrays, state = self._state()
         arrays = dict(arrays, label_counts_=self.label_counts_)
-        meta = {"hashrec_version": __version__, "model": self.name, "config": self.get_params(),
-                "labels": self.labels_, "trained_on": self.trained_on_, "metrics": self.metrics_,
-                "state": state, "calibration": self.calibration_.to_json() if self.calibration_ else None}
+        meta = {
+            "hashrec_version": __version__,
+            "model": self.name,
+            "config": self.get_params(),
+            "labels": self.labels_,
+            "trained_on": self.trained_on_,
+            "metrics": self.metrics_,
+            "state": state,
+            "calibration": self.calibration_.to_json() if self.calibration_ else None,
+        }
         save_model_dir(path, meta, arrays)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Recommender":
+    def load(cls, path: str | Path) -> Recommender:
         """Load a saved model of any registered kind (`Recommender.load`) or of this class."""
         from hashrec.models import model_class
 
@@ -354,6 +392,8 @@ class Recommender:
             model._set_state(arrays, meta["state"])
             model.calibration_ = Calibration.from_json(meta.get("calibration"), str(path))
         except (KeyError, TypeError, ValueError, ConfigError) as e:
-            raise ModelFileError(f"{path}: model.json does not describe a model this hashrec can "
-                                 f"rebuild ({type(e).__name__}: {e}); retrain it") from None
+            raise ModelFileError(
+                f"{path}: model.json does not describe a model this hashrec can "
+                f"rebuild ({type(e).__name__}: {e}); retrain it"
+            ) from None
         return model

@@ -37,21 +37,35 @@ arrays in weights.safetensors. Base and scorers are referenced by path and loade
 `Recommender.load`; their weights' SHA-256 is checked on load, so moving or retraining them
 breaks the link loudly, never silently.
 """
+
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
 from hashrec.config import check
 from hashrec.data import CJK, Post
 from hashrec.errors import ConfigError, ModelFileError
-from hashrec.models.base import (CHUNK, Dev, Docs, Ranking, Recommender, Tags, Times, Users, check_posts, fingerprint,
-                                 model_sha256, top_k)
+from hashrec.models.base import (
+    CHUNK,
+    Dev,
+    Docs,
+    Ranking,
+    Recommender,
+    Tags,
+    Times,
+    Users,
+    check_posts,
+    fingerprint,
+    model_sha256,
+    top_k,
+)
 from hashrec.store import atomic_open
 from hashrec.tokens import cache_dir, docs_key, tokenize_many
 
@@ -63,8 +77,15 @@ SCORER_RANKS = 100  # a scorer's rank beyond its top 100 is reported as 100: onl
 # (name, params): that run's acnn had 4 epochs at gensim's word2vec scale (w2v_std=0, docs/results/acnn.md);
 # hknn's base is the recipe's acnn, its h alone (words=False), as in that run.
 RECIPE_BASE = ("acnn", {"epochs": 4, "w2v_std": 0.0})
-RECIPE_SCORERS = (("knn", {}), ("nb", {}), ("fasttext", {}), ("ibm1", {}), ("topicwa", {}), ("ttm", {}),
-                  ("hknn", {"words": False}))
+RECIPE_SCORERS = (
+    ("knn", {}),
+    ("nb", {}),
+    ("fasttext", {}),
+    ("ibm1", {}),
+    ("topicwa", {}),
+    ("ttm", {}),
+    ("hknn", {"words": False}),
+)
 RECIPE_BOOST = {"from_scorers": 5}
 
 
@@ -90,17 +111,26 @@ class BoostConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check(bool(self.base), "boost needs base=MODEL_DIR, the trained model whose candidates it "
-              "re-ranks (hashrec train --model boost --base runs/acnn ...)")
+        check(
+            bool(self.base),
+            "boost needs base=MODEL_DIR, the trained model whose candidates it "
+            "re-ranks (hashrec train --model boost --base runs/acnn ...)",
+        )
         check(self.n_candidates >= 2, f"n_candidates must be >= 2 (something to re-rank), got {self.n_candidates}")
-        check(0 <= self.from_scorers and self.from_scorers * len(self.scorers) < self.n_candidates,
-              f"from_scorers x number of scorers must be < n_candidates ({self.n_candidates}), got "
-              f"{self.from_scorers} x {len(self.scorers)}")
-        check(len(self.features) > 0 and set(self.features) <= set(FEATURE_GROUPS),
-              f"features must be a non-empty subset of {FEATURE_GROUPS}, got {self.features!r}")
+        check(
+            0 <= self.from_scorers and self.from_scorers * len(self.scorers) < self.n_candidates,
+            f"from_scorers x number of scorers must be < n_candidates ({self.n_candidates}), got "
+            f"{self.from_scorers} x {len(self.scorers)}",
+        )
+        check(
+            len(self.features) > 0 and set(self.features) <= set(FEATURE_GROUPS),
+            f"features must be a non-empty subset of {FEATURE_GROUPS}, got {self.features!r}",
+        )
         check(0.0 < self.stop_fraction < 1.0, f"stop_fraction must be in (0, 1), got {self.stop_fraction}")
-        check(0.0 < self.feature_fraction <= 1.0 and 0.0 < self.bagging_fraction <= 1.0,
-              "feature_fraction and bagging_fraction must be in (0, 1]")
+        check(
+            0.0 < self.feature_fraction <= 1.0 and 0.0 < self.bagging_fraction <= 1.0,
+            "feature_fraction and bagging_fraction must be in (0, 1]",
+        )
         for name in ("rep_dims", "n_estimators", "num_leaves", "min_child_samples", "early_stopping", "threads"):
             check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
@@ -168,7 +198,7 @@ class PCA:
         self.mean, self.components = mean, components  # (d,), (k, d)
 
     @classmethod
-    def fit(cls, x: np.ndarray, k: int) -> "PCA":
+    def fit(cls, x: np.ndarray, k: int) -> PCA:
         mean = x.mean(0)
         _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
         return cls(mean.astype(np.float32), vt[:k].astype(np.float32))
@@ -179,17 +209,22 @@ class PCA:
 
 @dataclass
 class Raw:
-    """Per-post material for the features: candidate ids (n, N), per-group blocks (n, N, f), the base's combined layer (n, hidden)."""
+    """Per-post material for the features.
+
+    Candidate ids (n, N), per-group blocks (n, N, f), the base's combined layer (n, hidden).
+    """
 
     cand: np.ndarray
     blocks: dict[str, np.ndarray]
     hidden: np.ndarray | None
 
     @classmethod
-    def concat(cls, parts: list["Raw"]) -> "Raw":
-        return cls(np.concatenate([p.cand for p in parts]),
-                   {g: np.concatenate([p.blocks[g] for p in parts]) for g in parts[0].blocks},
-                   None if parts[0].hidden is None else np.concatenate([p.hidden for p in parts]))
+    def concat(cls, parts: list[Raw]) -> Raw:
+        return cls(
+            np.concatenate([p.cand for p in parts]),
+            {g: np.concatenate([p.blocks[g] for p in parts]) for g in parts[0].blocks},
+            None if parts[0].hidden is None else np.concatenate([p.hidden for p in parts]),
+        )
 
 
 MEMO = 4  # Raw entries kept per process: dev and test of two benchmarks
@@ -213,7 +248,7 @@ class Boost(Recommender):
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> "Boost":
+    def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> Boost:
         """Check the leakage guard, then learn from the dev posts the base never trained on."""
         cfg = self.config
         train = check_posts(train, "boost.fit(train)")
@@ -222,22 +257,33 @@ class Boost(Recommender):
         for path, model in zip((cfg.base, *cfg.scorers), (self.base_, *self.scorers_)):
             theirs = model.trained_on_.get("train_sha256")
             if theirs is None:
-                raise ConfigError(f"boost: {path} records no training fingerprint (trained_on.train_sha256; "
-                                  "saved by an older hashrec), so boost cannot prove it never learns from that "
-                                  "model's training posts; retrain it with this hashrec")
+                raise ConfigError(
+                    f"boost: {path} records no training fingerprint (trained_on.train_sha256; "
+                    "saved by an older hashrec), so boost cannot prove it never learns from that "
+                    "model's training posts; retrain it with this hashrec"
+                )
             if theirs != digest:
-                raise ConfigError(f"boost: the train posts given are not the ones {path} was trained on; pass "
-                                  "that model's own training split as train (boost learns from dev posts only, "
-                                  "and needs train to exclude them)")
+                raise ConfigError(
+                    f"boost: the train posts given are not the ones {path} was trained on; pass "
+                    "that model's own training split as train (boost learns from dev posts only, "
+                    "and needs train to exclude them)"
+                )
         if not dev:
-            raise ConfigError("boost learns from dev posts the base never saw; give a dev split "
-                              "(DATA/dev.jsonl.gz, or fit(train, dev))")
+            raise ConfigError(
+                "boost learns from dev posts the base never saw; give a dev split "
+                "(DATA/dev.jsonl.gz, or fit(train, dev))"
+            )
         seen = {p.text for p in train}
         usable = [p for p in check_posts(dev, "boost.fit(dev)") if p.text not in seen]
         if not usable:
             raise ConfigError("boost: every dev post is also a training post of the base; give held-out posts")
-        self.trained_on_ = {**self.trained_on_, "n_train": len(train), "train_sha256": digest, "n_dev": len(dev),
-                            "n_dev_dropped_as_train": len(dev) - len(usable)}
+        self.trained_on_ = {
+            **self.trained_on_,
+            "n_train": len(train),
+            "train_sha256": digest,
+            "n_dev": len(dev),
+            "n_dev_dropped_as_train": len(dev) - len(usable),
+        }
         # not super().fit: that would tokenise every training post, and boost learns from dev posts only
         self._fit([], [], Dev(tokenize_many([p.text for p in usable]), [p.hashtags for p in usable]))
         return self
@@ -248,9 +294,11 @@ class Boost(Recommender):
         self.scorers_ = [Recommender.load(p) for p in cfg.scorers]
         self.checksums_ = [model_sha256(p) for p in (cfg.base, *cfg.scorers)]
         if "rep" in cfg.features and not self._neural():
-            raise ConfigError(f"boost: feature group 'rep' needs a neural base (acnn, cnn, attention), "
-                              f"{cfg.base} is {self.base_.name}; drop it, e.g. --set "
-                              "\"features=('base','label','post','lexical','scorers')\"")
+            raise ConfigError(
+                f"boost: feature group 'rep' needs a neural base (acnn, cnn, attention), "
+                f"{cfg.base} is {self.base_.name}; drop it, e.g. --set "
+                "\"features=('base','label','post','lexical','scorers')\""
+            )
         names = [s.name for s in self.scorers_]
         self.scorer_names_ = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
         # each scorer's label id of every base label (-1: unknown to that scorer)
@@ -285,8 +333,13 @@ class Boost(Recommender):
             data[part] = (X[keep].reshape(-1, X.shape[2]), y[keep].ravel(), cand.shape[1])
         self.feature_names_ = self._feature_names()
         self.booster_, self.best_iteration_ = self._train_booster(lgb, data)
-        self.trained_on_ = {**self.trained_on_, "n_dev_fit": len(parts["fit"]), "n_dev_stop": n_stop,
-                            "candidate_recall": recall, "best_iteration": self.best_iteration_}
+        self.trained_on_ = {
+            **self.trained_on_,
+            "n_dev_fit": len(parts["fit"]),
+            "n_dev_stop": n_stop,
+            "candidate_recall": recall,
+            "best_iteration": self.best_iteration_,
+        }
         print(format_importance(importance(self)[:20]), file=sys.stderr)
         # calibrated on the early-stopping part only: the trees fitted the rest, their scores there are optimistic
         stop = parts["stop"].tolist()
@@ -295,16 +348,27 @@ class Boost(Recommender):
     def _train_booster(self, lgb: Any, data: dict) -> tuple[Any, int]:
         """LightGBM on the "fit" part; gbdt stops on held-out P@1 of the "stop" part (dart cannot stop early)."""
         cfg = self.config
-        params = {"objective": cfg.objective, "boosting": cfg.boosting, "learning_rate": cfg.learning_rate,
-                  "num_leaves": cfg.num_leaves, "min_child_samples": cfg.min_child_samples,
-                  "feature_fraction": cfg.feature_fraction, "bagging_fraction": cfg.bagging_fraction,
-                  "bagging_freq": 1, "num_threads": cfg.threads, "seed": cfg.seed, "deterministic": True,
-                  "metric": "None", "verbosity": -1}
+        params = {
+            "objective": cfg.objective,
+            "boosting": cfg.boosting,
+            "learning_rate": cfg.learning_rate,
+            "num_leaves": cfg.num_leaves,
+            "min_child_samples": cfg.min_child_samples,
+            "feature_fraction": cfg.feature_fraction,
+            "bagging_fraction": cfg.bagging_fraction,
+            "bagging_freq": 1,
+            "num_threads": cfg.threads,
+            "seed": cfg.seed,
+            "deterministic": True,
+            "metric": "None",
+            "verbosity": -1,
+        }
         sets = {}
         for part, (X, y, n) in data.items():
             group = [n] * (len(y) // n) if cfg.objective == "lambdarank" else None
-            sets[part] = lgb.Dataset(X, y, group=group, feature_name=self.feature_names_, free_raw_data=False,
-                                     reference=sets.get("fit"))
+            sets[part] = lgb.Dataset(
+                X, y, group=group, feature_name=self.feature_names_, free_raw_data=False, reference=sets.get("fit")
+            )
         n = data["stop"][2]
 
         def p_at_1(preds: np.ndarray, ds: Any) -> tuple[str, float, bool]:
@@ -313,10 +377,20 @@ class Boost(Recommender):
             return "p@1", float(hit.mean()), True
 
         callbacks = [lgb.early_stopping(cfg.early_stopping, verbose=False)] if cfg.boosting == "gbdt" else []
-        booster = lgb.train(params, sets["fit"], num_boost_round=cfg.n_estimators, valid_sets=[sets["stop"]],
-                            valid_names=["stop"], feval=p_at_1, callbacks=callbacks)
-        best = booster.best_iteration if cfg.boosting == "gbdt" and booster.best_iteration > 0 \
+        booster = lgb.train(
+            params,
+            sets["fit"],
+            num_boost_round=cfg.n_estimators,
+            valid_sets=[sets["stop"]],
+            valid_names=["stop"],
+            feval=p_at_1,
+            callbacks=callbacks,
+        )
+        best = (
+            booster.best_iteration
+            if cfg.boosting == "gbdt" and booster.best_iteration > 0
             else booster.current_iteration()
+        )
         return booster, int(best)
 
     # ------------------------------------------------------------------ features
@@ -325,11 +399,18 @@ class Boost(Recommender):
         return self.base_.net_.out.weight.detach().float().cpu().numpy()  # (n_labels, hidden)
 
     def _feature_names(self) -> list[str]:
-        names = {"base": ["base_score", "base_rank", "base_gap", "base_top"], "label": ["log_freq", "tag_chars"],
-                 "post": ["post_len", "cjk"], "lexical": ["char_overlap", "word_cover"],
-                 "scorers": [f"{s}_{f}" for s in self.scorer_names_ for f in ("score", "rank", "gap")],
-                 "rep": ["logit", "cosine"] + [f"h_pc{i}" for i in range(len(self.post_pca_.components))]  # "h_pc": saved names
-                 + [f"tag_pc{i}" for i in range(len(self.tag_pc_.components))] if "rep" in self.config.features else []}
+        names = {
+            "base": ["base_score", "base_rank", "base_gap", "base_top"],
+            "label": ["log_freq", "tag_chars"],
+            "post": ["post_len", "cjk"],
+            "lexical": ["char_overlap", "word_cover"],
+            "scorers": [f"{s}_{f}" for s in self.scorer_names_ for f in ("score", "rank", "gap")],
+            "rep": ["logit", "cosine"]
+            + [f"h_pc{i}" for i in range(len(self.post_pca_.components))]  # "h_pc": saved names
+            + [f"tag_pc{i}" for i in range(len(self.tag_pc_.components))]
+            if "rep" in self.config.features
+            else [],
+        }
         return [n for g in FEATURE_GROUPS if g in self.config.features for n in names[g]]
 
     def _assemble(self, raw: Raw, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
@@ -344,8 +425,10 @@ class Boost(Recommender):
                 hidden_pc = self.post_pca_(raw.hidden[rows]).astype(np.float32)
                 tag_pc = self.tag_pc_(self._out_weight()).astype(np.float32)
                 inside = (cand < len(tag_pc))[:, :, None]
-                blocks += [np.broadcast_to(hidden_pc[:, None, :], (*cand.shape, hidden_pc.shape[1])),
-                           np.where(inside, tag_pc[np.where(inside[:, :, 0], cand, 0)], np.nan)]
+                blocks += [
+                    np.broadcast_to(hidden_pc[:, None, :], (*cand.shape, hidden_pc.shape[1])),
+                    np.where(inside, tag_pc[np.where(inside[:, :, 0], cand, 0)], np.nan),
+                ]
         return np.concatenate(blocks, axis=2)
 
     def _raw(self, docs: Docs) -> Raw:
@@ -360,13 +443,19 @@ class Boost(Recommender):
         if key not in _MEMO:
             while len(_MEMO) >= MEMO:
                 _MEMO.pop(next(iter(_MEMO)))
-            # a neural base is run per chunk (the combined layer comes from the same pass); any other base's list is cached
+            # a neural base is run per chunk (the combined layer comes from the same pass);
+            # any other base's list is cached
             m = max(SCORER_RANKS, cfg.n_candidates)
             tops = [None if self._neural() else model_top(self.base_, self.checksums_[0], docs, m)]
             tops += [model_top(s, c, docs, SCORER_RANKS) for s, c in zip(self.scorers_, self.checksums_[1:])]
-            _MEMO[key] = Raw.concat([self._raw_chunk(docs[i:i + CHUNK], [t and (t[0][i:i + CHUNK], t[1][i:i + CHUNK])
-                                                                         for t in tops])
-                                     for i in range(0, len(docs), CHUNK)])
+            _MEMO[key] = Raw.concat(
+                [
+                    self._raw_chunk(
+                        docs[i : i + CHUNK], [t and (t[0][i : i + CHUNK], t[1][i : i + CHUNK]) for t in tops]
+                    )
+                    for i in range(0, len(docs), CHUNK)
+                ]
+            )
         return _MEMO[key]
 
     def _neural(self) -> bool:
@@ -386,7 +475,7 @@ class Boost(Recommender):
         for i, row in enumerate(cand):
             have = set(row.tolist())
             new = list(dict.fromkeys(c for head in heads for c in head[i].tolist() if c >= 0 and c not in have))
-            out[i] = np.concatenate([row[:len(row) - len(new)], np.array(new, dtype=cand.dtype)])
+            out[i] = np.concatenate([row[: len(row) - len(new)], np.array(new, dtype=cand.dtype)])
         return out
 
     def _raw_chunk(self, docs: Docs, tops: list[tuple[np.ndarray, np.ndarray] | None]) -> Raw:
@@ -397,12 +486,12 @@ class Boost(Recommender):
             scores, hidden = self.base_.represent(docs)  # one forward pass gives both
             # only the softmax's columns: the rest are zeros, and a float64 copy of all of them
             # (tweeteval: 49,792 labels, 10,509 in the softmax) would be 5x the memory for nothing
-            scores = scores[:, :self.base_.net_.out.out_features].astype(np.float64)
+            scores = scores[:, : self.base_.net_.out.out_features].astype(np.float64)
             base_ids, base_scores = top_k(scores, max(SCORER_RANKS, self.config.n_candidates))
         else:
             base_ids, base_scores = tops[0]
         tops = tops[1:]
-        cand = self._pool(base_ids[:, :self.config.n_candidates], tops)  # (n, N) base label ids
+        cand = self._pool(base_ids[:, : self.config.n_candidates], tops)  # (n, N) base label ids
         n, N = cand.shape
 
         def post_level(v: np.ndarray) -> np.ndarray:
@@ -411,12 +500,20 @@ class Boost(Recommender):
 
         blocks = {
             "base": np.concatenate([top_features(base_ids, base_scores, cand), post_level(base_scores[:, 0])], axis=2),
-            "label": np.stack([np.log1p(self.label_counts_[cand]).astype(np.float32),
-                               np.array([len(t) for t in self.labels_], dtype=np.float32)[cand]], axis=2),
+            "label": np.stack(
+                [
+                    np.log1p(self.label_counts_[cand]).astype(np.float32),
+                    np.array([len(t) for t in self.labels_], dtype=np.float32)[cand],
+                ],
+                axis=2,
+            ),
             "post": post_level(np.array([[len(d), float(any(CJK.search(w) for w in d))] for d in docs])),
             "lexical": np.stack([lexical_features(d, [self.labels_[c] for c in row]) for d, row in zip(docs, cand)]),
-            "scorers": np.concatenate([np.zeros((n, N, 0), np.float32)] + [
-                top_features(ids, vals, cols[cand]) for (ids, vals), cols in zip(tops, self.scorer_cols_)], axis=2),
+            "scorers": np.concatenate(
+                [np.zeros((n, N, 0), np.float32)]
+                + [top_features(ids, vals, cols[cand]) for (ids, vals), cols in zip(tops, self.scorer_cols_)],
+                axis=2,
+            ),
         }
         if hidden is not None:
             W, b = self._out_weight(), self.base_.net_.out.bias.detach().float().cpu().numpy()
@@ -432,7 +529,10 @@ class Boost(Recommender):
     # ------------------------------------------------------------------ inference
 
     def rank_docs(self, docs: Docs, k: int, times: Times = None, users: Users = None) -> list[Ranking]:
-        """Top-k of the base's candidates by the booster's score; ties keep the base's order (blind to time and author)."""
+        """Top-k of the base's candidates by the booster's score; ties keep the base's order.
+
+        Boost is blind to time and author: `times` and `users` are accepted and ignored.
+        """
         self._check_fitted()
         if not docs:
             return []
@@ -448,19 +548,29 @@ class Boost(Recommender):
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {}
         if "rep" in self.config.features:
-            arrays = {"post_pca_mean": self.post_pca_.mean, "post_pca_components": self.post_pca_.components,
-                      "tag_pca_mean": self.tag_pc_.mean, "tag_pca_components": self.tag_pc_.components}
-        return arrays, {"booster": self.booster_.model_to_string(), "best_iteration": self.best_iteration_,
-                        "feature_names": self.feature_names_, "checksums": self.checksums_}
+            arrays = {
+                "post_pca_mean": self.post_pca_.mean,
+                "post_pca_components": self.post_pca_.components,
+                "tag_pca_mean": self.tag_pc_.mean,
+                "tag_pca_components": self.tag_pc_.components,
+            }
+        return arrays, {
+            "booster": self.booster_.model_to_string(),
+            "best_iteration": self.best_iteration_,
+            "feature_names": self.feature_names_,
+            "checksums": self.checksums_,
+        }
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         import lightgbm as lgb
 
         self._load_models()
         if self.checksums_ != list(state["checksums"]):
-            raise ModelFileError(f"boost: its base or a scorer ({', '.join((self.config.base, *self.config.scorers))}) "
-                                 "was retrained or replaced since the booster was trained (weights checksum "
-                                 "differs); retrain boost on the current models")
+            raise ModelFileError(
+                f"boost: its base or a scorer ({', '.join((self.config.base, *self.config.scorers))}) "
+                "was retrained or replaced since the booster was trained (weights checksum "
+                "differs); retrain boost on the current models"
+            )
         if "rep" in self.config.features:
             self.post_pca_ = PCA(arrays["post_pca_mean"], arrays["post_pca_components"])
             self.tag_pc_ = PCA(arrays["tag_pca_mean"], arrays["tag_pca_components"])

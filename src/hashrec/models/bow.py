@@ -4,6 +4,7 @@ Posts become a sparse document-term count matrix `X` (n_posts, n_words) over a `
 the training posts, and their hashtags a 0/1 matrix `Y` (n_posts, n_labels); every baseline is a
 few sparse products of these two, never a Python loop over tokens.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,9 @@ from hashrec.tokens import Vocab
 FIRST_WORD = 2  # Vocab ids 0 and 1 are <pad> and <unk>: out-of-vocabulary tokens are dropped
 
 
-def training_matrices(docs: Docs, label_ids: list[list[int]], n_labels: int,
-                      min_count: int) -> tuple[Vocab, sp.csr_matrix, sp.csr_matrix]:
+def training_matrices(
+    docs: Docs, label_ids: list[list[int]], n_labels: int, min_count: int
+) -> tuple[Vocab, sp.csr_matrix, sp.csr_matrix]:
     """The vocabulary of the training words seen at least `min_count` times, their count matrix
     X (n_posts, n_words) and the 0/1 hashtag matrix Y (n_posts, n_labels): every baseline's start."""
     vocab = Vocab.build(docs, min_count=min_count)
@@ -61,8 +63,9 @@ def tfidf(X: sp.csr_matrix, idf: np.ndarray, norm: str = "l2") -> sp.csr_matrix:
     Empty rows stay zero.
     """
     W = sp.csr_matrix(X.multiply(idf[None, :]))
-    sizes = np.sqrt(np.asarray(W.multiply(W).sum(axis=1)).ravel()) if norm == "l2" \
-        else np.asarray(W.sum(axis=1)).ravel()
+    sizes = (
+        np.sqrt(np.asarray(W.multiply(W).sum(axis=1)).ravel()) if norm == "l2" else np.asarray(W.sum(axis=1)).ravel()
+    )
     return sp.csr_matrix(sp.diags(1.0 / np.where(sizes > 0, sizes, 1.0)) @ W)
 
 
@@ -77,12 +80,15 @@ def break_ties_by_popularity(scores: np.ndarray, label_counts: np.ndarray, eps: 
 def sparse_to_arrays(name: str, M: sp.spmatrix) -> dict[str, np.ndarray]:
     """A sparse matrix as plain arrays for safetensors: NAME.indptr, NAME.indices, NAME.data, NAME.shape."""
     M = sp.csr_matrix(M)
-    return {f"{name}.indptr": M.indptr.astype(np.int64), f"{name}.indices": M.indices.astype(np.int64),
-            f"{name}.data": M.data, f"{name}.shape": np.array(M.shape, dtype=np.int64)}
+    return {
+        f"{name}.indptr": M.indptr.astype(np.int64),
+        f"{name}.indices": M.indices.astype(np.int64),
+        f"{name}.data": M.data,
+        f"{name}.shape": np.array(M.shape, dtype=np.int64),
+    }
 
 
 def sparse_from_arrays(name: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
     """The inverse of `sparse_to_arrays`."""
     shape = tuple(int(n) for n in arrays[f"{name}.shape"])
-    return sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
-                         shape=shape)
+    return sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]), shape=shape)

@@ -7,6 +7,7 @@ for the report, never used to tune (fastText's autotune is off).
 Saving: the native fastText `.bin` bytes are kept as a uint8 array inside weights.safetensors
 and written to a temporary file on load (fastText can only read from a path); no pickle.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,8 +50,10 @@ class FastTextConfig:
     def __post_init__(self) -> None:
         check(self.dim >= 1 and self.epoch >= 1, "fasttext: dim and epoch must be >= 1")
         check(self.lr > 0, f"fasttext: lr must be > 0, got {self.lr}")
-        check(self.word_ngrams >= 1 and self.min_count >= 1 and self.bucket >= 1,
-              "fasttext: word_ngrams, min_count and bucket must be >= 1")
+        check(
+            self.word_ngrams >= 1 and self.min_count >= 1 and self.bucket >= 1,
+            "fasttext: word_ngrams, min_count and bucket must be >= 1",
+        )
         check(self.threads >= 1, f"fasttext: threads must be >= 1, got {self.threads}")
         check(self.top_n == -1 or self.top_n >= 1, f"fasttext: top_n must be -1 (all) or >= 1, got {self.top_n}")
 
@@ -70,7 +73,6 @@ class FastText(Recommender):
     def _fit(self, docs: Docs, tags: Tags, dev: Dev | None) -> None:
         import fasttext
 
-        cfg = self.config
         with tempfile.TemporaryDirectory(prefix="hashrec-fasttext-") as tmp:
             path = Path(tmp) / "train.txt"
             with open(path, "w", encoding="utf-8") as f:
@@ -91,17 +93,28 @@ class FastText(Recommender):
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return fasttext.train_supervised(
-                    input=str(path), loss=cfg.loss, dim=cfg.dim, epoch=cfg.epoch, lr=cfg.lr,
-                    wordNgrams=cfg.word_ngrams, minCount=cfg.min_count, bucket=cfg.bucket,
-                    thread=cfg.threads, seed=cfg.seed, verbose=0)
+                    input=str(path),
+                    loss=cfg.loss,
+                    dim=cfg.dim,
+                    epoch=cfg.epoch,
+                    lr=cfg.lr,
+                    wordNgrams=cfg.word_ngrams,
+                    minCount=cfg.min_count,
+                    bucket=cfg.bucket,
+                    thread=cfg.threads,
+                    seed=cfg.seed,
+                    verbose=0,
+                )
             except RuntimeError as e:  # fastText's only report of a NaN
                 log.warning("fasttext: attempt %d of %d stopped (%s)", attempt, ATTEMPTS, e)
                 error = e
-        raise ConfigError(f"fasttext: training failed {ATTEMPTS} times ({error}); lower the learning "
-                          f"rate, e.g. --set lr={cfg.lr / 2:g}")
+        raise ConfigError(
+            f"fasttext: training failed {ATTEMPTS} times ({error}); lower the learning "
+            f"rate, e.g. --set lr={cfg.lr / 2:g}"
+        )
 
     def _index_labels(self) -> None:
-        self.ft_label_ids_ = {label: int(label[len(PREFIX):]) for label in self.ft_.get_labels()}
+        self.ft_label_ids_ = {label: int(label[len(PREFIX) :]) for label in self.ft_.get_labels()}
 
     def _scores(self, docs: Docs) -> np.ndarray:
         # The list form of predict calls the C++ multilinePredict directly; the single-string form

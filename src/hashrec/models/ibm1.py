@@ -7,6 +7,7 @@ word-to-hashtag tables are combined by a weighted harmonic mean.
 Departures, both documented: no NULL source word (a hashtag always aligns to some word of
 its post, as in Liu et al.'s description-tag pairs), and no length balancing by resampling.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +18,15 @@ import scipy.sparse as sp
 
 from hashrec.config import check
 from hashrec.models.base import Dev, Docs, Recommender, Tags
-from hashrec.models.bow import (break_ties_by_popularity, count_matrix, training_matrices, inverse_document_frequency,
-                                sparse_from_arrays, sparse_to_arrays, tfidf)
+from hashrec.models.bow import (
+    break_ties_by_popularity,
+    count_matrix,
+    inverse_document_frequency,
+    sparse_from_arrays,
+    sparse_to_arrays,
+    tfidf,
+    training_matrices,
+)
 from hashrec.tokens import Vocab
 
 
@@ -59,15 +67,21 @@ def links(X: sp.csr_matrix, Y: sp.csr_matrix) -> Links:
     """All word x hashtag combinations within each post, vectorised (no loop over posts)."""
     X, Y = sp.csr_matrix(X), sp.csr_matrix(Y)
     n_words, n_tags = np.diff(X.indptr), np.diff(Y.indptr)
-    word_doc = np.repeat(np.arange(X.shape[0]), n_words)     # post of each stored (post, word)
-    reps = n_tags[word_doc]                                   # hashtags of that post
-    word_entry = np.repeat(np.arange(X.nnz), reps)            # (post, word) entry of each link
+    word_doc = np.repeat(np.arange(X.shape[0]), n_words)  # post of each stored (post, word)
+    reps = n_tags[word_doc]  # hashtags of that post
+    word_entry = np.repeat(np.arange(X.nnz), reps)  # (post, word) entry of each link
     first = np.cumsum(reps) - reps
     tag_entry = Y.indptr[word_doc[word_entry]] + np.arange(len(word_entry)) - np.repeat(first, reps)
     word, tag = X.indices[word_entry].astype(np.int64), Y.indices[tag_entry].astype(np.int64)
     keys, pair = np.unique(word * Y.shape[1] + tag, return_inverse=True)
-    return Links(n=X.data[word_entry], pair=pair, doc_tag=tag_entry, doc_word=word_entry,
-                 pair_word=keys // Y.shape[1], pair_tag=keys % Y.shape[1])
+    return Links(
+        n=X.data[word_entry],
+        pair=pair,
+        doc_tag=tag_entry,
+        doc_word=word_entry,
+        pair_word=keys // Y.shape[1],
+        pair_tag=keys % Y.shape[1],
+    )
 
 
 def em(lk: Links, iterations: int, source_is_word: bool) -> np.ndarray:

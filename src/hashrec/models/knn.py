@@ -6,6 +6,7 @@ is a strong and honest yardstick. `hknn` compares them by trained networks' comb
 by default TF-IDF too): the talk's "network as feature extractor" (docs/paper.md §9) with the simplest
 learner on its features.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -32,8 +33,9 @@ DENSE = 1 << 23  # similarities held at once: a (DENSE // n_index, n_index) floa
 DAY = 86400.0
 
 
-def vote(sim: np.ndarray, k: int, power: float, train_tags: sp.csr_matrix,
-         weight: np.ndarray | None = None) -> np.ndarray:
+def vote(
+    sim: np.ndarray, k: int, power: float, train_tags: sp.csr_matrix, weight: np.ndarray | None = None
+) -> np.ndarray:
     """(B, n_labels) votes from similarities `sim` (B, n_train): each row's k best training posts
     vote for their hashtags (`train_tags`, 0/1) with max(sim, 0)^power x weight (recency; 0 for a
     post the row may not see), the k best by that product.
@@ -131,8 +133,16 @@ class WordsConfig:
 class Words:
     """The indexed posts' unit TF-IDF vectors: knn's space, one of hknn's. The index grows with `add`."""
 
-    def __init__(self, config: WordsConfig, vocab: Vocab, df: np.ndarray, fit_df: np.ndarray, n_docs: int,
-                 n_fit: int, index: list[sp.csr_matrix]) -> None:
+    def __init__(
+        self,
+        config: WordsConfig,
+        vocab: Vocab,
+        df: np.ndarray,
+        fit_df: np.ndarray,
+        n_docs: int,
+        n_fit: int,
+        index: list[sp.csr_matrix],
+    ) -> None:
         self.config, self.vocab, self.df, self.fit_df = config, vocab, df, fit_df
         self.n_docs, self.n_fit = n_docs, n_fit  # posts indexed, of which the fit's
         self.index = Growing(index, join_columns, lambda b: b.shape[1])  # blocks of (n_words, n_posts)
@@ -198,9 +208,12 @@ class Words:
         blocks = self._blocks_from(first)
         step = rows_per_block(len(self) - first)
         for start in range(0, Q.shape[0], step):
-            q = Q[start:start + step]
-            yield np.hstack([(q[:, :b.shape[0]] @ b).toarray() for b in blocks]) if blocks \
+            q = Q[start : start + step]
+            yield (
+                np.hstack([(q[:, : b.shape[0]] @ b).toarray() for b in blocks])
+                if blocks
                 else np.zeros((q.shape[0], 0), np.float32)
+            )
 
     def _blocks_from(self, first: int) -> list[sp.csr_matrix]:
         """The index's blocks cut to the posts from the `first`-th on. A cut block is kept until the
@@ -219,15 +232,26 @@ class Words:
 
     def state(self, prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays for safetensors and the vocabulary and counts for model.json."""
-        arrays = {f"{prefix}df": self.df[:len(self.vocab)], f"{prefix}fit_df": self.fit_df,
-                  **sparse_to_arrays(f"{prefix}index_t", self.index.whole())}
+        arrays = {
+            f"{prefix}df": self.df[: len(self.vocab)],
+            f"{prefix}fit_df": self.fit_df,
+            **sparse_to_arrays(f"{prefix}index_t", self.index.whole()),
+        }
         return arrays, {"vocab": self.vocab.itos, "n_docs": self.n_docs, "n_fit": self.n_fit}
 
     @classmethod
-    def from_state(cls, config: WordsConfig, arrays: dict[str, np.ndarray], state: dict[str, Any],
-                   prefix: str = "") -> Words:
-        return cls(config, Vocab(list(state["vocab"])), arrays[f"{prefix}df"], arrays[f"{prefix}fit_df"],
-                   int(state["n_docs"]), int(state["n_fit"]), [sparse_from_arrays(f"{prefix}index_t", arrays)])
+    def from_state(
+        cls, config: WordsConfig, arrays: dict[str, np.ndarray], state: dict[str, Any], prefix: str = ""
+    ) -> Words:
+        return cls(
+            config,
+            Vocab(list(state["vocab"])),
+            arrays[f"{prefix}df"],
+            arrays[f"{prefix}fit_df"],
+            int(state["n_docs"]),
+            int(state["n_fit"]),
+            [sparse_from_arrays(f"{prefix}index_t", arrays)],
+        )
 
 
 def post_times(posts: Sequence[Post]) -> np.ndarray:
@@ -336,7 +360,7 @@ class KNN(Recommender):
         for sim in self.similarities(docs, first):
             weight = None
             if times is not None:
-                at = times[start:start + len(sim)]
+                at = times[start : start + len(sim)]
                 for t in set(at.tolist()) - set(weights):
                     weights[t] = recency(post_times_, t, self.config.tau, self.config.horizon)
                 weight = np.stack([weights[t] for t in at.tolist()])
@@ -385,8 +409,11 @@ class NetworkKNNConfig:
     horizon: int | None = None
 
     def __post_init__(self) -> None:
-        check(bool(self.base) and all(self.bases), "needs base=MODEL_DIR, a network trained on the same "
-              "posts (hashrec train --model hknn --base runs/acnn --data DIR; --base again for more)")
+        check(
+            bool(self.base) and all(self.bases),
+            "needs base=MODEL_DIR, a network trained on the same "
+            "posts (hashrec train --model hknn --base runs/acnn --data DIR; --base again for more)",
+        )
         check(self.k >= 1, f"k must be >= 1 (neighbours), got {self.k}")
         check(self.power >= 0, f"power must be >= 0, got {self.power}")
         check(self.tau is None or self.tau > 0, f"tau must be > 0 days (or None), got {self.tau}")
@@ -422,17 +449,21 @@ class NetworkKNN(KNN):
         digest = fingerprint([p.text for p in train])
         for path, net in zip(self.config.bases, self.bases_):
             if net.trained_on_.get("train_sha256") != digest:
-                raise ConfigError(f"hknn: {path} was not trained on these posts (or, saved by an older hashrec, "
-                                  "records no training fingerprint); its memory must be the network's own training "
-                                  "split: train hknn on the --data its base was trained on")
+                raise ConfigError(
+                    f"hknn: {path} was not trained on these posts (or, saved by an older hashrec, "
+                    "records no training fingerprint); its memory must be the network's own training "
+                    "split: train hknn on the --data its base was trained on"
+                )
         return super().fit(train, dev)
 
     def _load_bases(self) -> None:
         self.bases_ = [Recommender.load(path) for path in self.config.bases]
         for path, net in zip(self.config.bases, self.bases_):
             if not hasattr(net, "hidden"):
-                raise ConfigError(f"hknn: {path} is a {net.name} model; its base must be a network with a "
-                                  "combined layer h (acnn, cnn, attention)")
+                raise ConfigError(
+                    f"hknn: {path} is a {net.name} model; its base must be a network with a "
+                    "combined layer h (acnn, cnn, attention)"
+                )
         self.base_sha256_ = [model_sha256(path) for path in self.config.bases]
 
     def _h(self, docs: Docs) -> list[np.ndarray]:
@@ -457,8 +488,10 @@ class NetworkKNN(KNN):
         words = self.words_.cosines(docs, first) if self.words_ else None
         step = rows_per_block(len(self.memory_[0]) - first)
         for start in range(0, len(docs), step):
-            views = [np.hstack([h[start:start + step] @ block.T for block in m.blocks])[:, first:]
-                     for h, m in zip(hs, self.memory_)]
+            views = [
+                np.hstack([h[start : start + step] @ block.T for block in m.blocks])[:, first:]
+                for h, m in zip(hs, self.memory_)
+            ]
             views += [next(words)] if words else []
             yield sum(views) / len(views)
 
@@ -473,9 +506,11 @@ class NetworkKNN(KNN):
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         self._load_bases()
         if self.base_sha256_ != list(state["base_sha256"]):
-            raise ModelFileError(f"hknn: a base ({', '.join(self.config.bases)}) was retrained or replaced "
-                                 "since hknn was trained (its model.json checksum differs); retrain hknn on the "
-                                 "current bases")
+            raise ModelFileError(
+                f"hknn: a base ({', '.join(self.config.bases)}) was retrained or replaced "
+                "since hknn was trained (its model.json checksum differs); retrain hknn on the "
+                "current bases"
+            )
         self.memory_ = [Growing([arrays[f"memory{i}"]], join_dense, len) for i in range(len(self.bases_))]
         self.words_ = Words.from_state(WordsConfig(), arrays, state["words"], "words.") if self.config.words else None
         self._set_memory(arrays)

@@ -10,6 +10,7 @@ compiled with numba: gensim's online variational LDA (a Python loop per post) is
 E-step with the topics phi held fixed (fold-in), a deterministic batch computation, so a saved
 model scores exactly as before it was saved.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,17 @@ class LDAConfig:
 
 
 @numba.njit(cache=True)
-def gibbs_sweep(doc: np.ndarray, token: np.ndarray, z: np.ndarray, n_dz: np.ndarray, n_wz: np.ndarray,
-                n_z: np.ndarray, alpha: float, eta: float, cum: np.ndarray) -> None:
+def gibbs_sweep(
+    doc: np.ndarray,
+    token: np.ndarray,
+    z: np.ndarray,
+    n_dz: np.ndarray,
+    n_wz: np.ndarray,
+    n_z: np.ndarray,
+    alpha: float,
+    eta: float,
+    cum: np.ndarray,
+) -> None:
     """One collapsed Gibbs sweep, in place: p(z_i = k | rest) ∝ (n_dk + alpha)(n_wk + eta) / (n_k + W eta).
 
     doc, token, z: per token its post, its id and its current topic; n_dz (D, K), n_wz (W, K),
@@ -82,8 +92,18 @@ def gibbs_sweep(doc: np.ndarray, token: np.ndarray, z: np.ndarray, n_dz: np.ndar
 
 
 @numba.njit(cache=True)
-def gibbs(doc: np.ndarray, token: np.ndarray, z: np.ndarray, n_dz: np.ndarray, n_wz: np.ndarray,
-          n_z: np.ndarray, alpha: float, eta: float, sweeps: int, seed: int) -> None:
+def gibbs(
+    doc: np.ndarray,
+    token: np.ndarray,
+    z: np.ndarray,
+    n_dz: np.ndarray,
+    n_wz: np.ndarray,
+    n_z: np.ndarray,
+    alpha: float,
+    eta: float,
+    sweeps: int,
+    seed: int,
+) -> None:
     """`sweeps` sweeps of `gibbs_sweep` from numba's RNG seeded with `seed`, in place.
 
     tokens ids are words, then hashtags (see LDA).
@@ -94,8 +114,7 @@ def gibbs(doc: np.ndarray, token: np.ndarray, z: np.ndarray, n_dz: np.ndarray, n
         gibbs_sweep(doc, token, z, n_dz, n_wz, n_z, alpha, eta, cum)
 
 
-def sample_topics(M: sp.csr_matrix, topics: int, alpha: float, eta: float, sweeps: int,
-                  seed: int) -> np.ndarray:
+def sample_topics(M: sp.csr_matrix, topics: int, alpha: float, eta: float, sweeps: int, seed: int) -> np.ndarray:
     """phi (K, n_tokens): topics fitted by Gibbs sampling to the count matrix M (posts x token ids)."""
     M = sp.csr_matrix(M)
     counts = M.data.astype(np.int64)
@@ -111,8 +130,7 @@ def sample_topics(M: sp.csr_matrix, topics: int, alpha: float, eta: float, sweep
     return ((n_wz + eta) / (n_z + M.shape[1] * eta)).T
 
 
-def infer_topics(X: sp.csr_matrix, phi: np.ndarray, alpha: float, iterations: int,
-                 tol: float = 1e-3) -> np.ndarray:
+def infer_topics(X: sp.csr_matrix, phi: np.ndarray, alpha: float, iterations: int, tol: float = 1e-3) -> np.ndarray:
     """theta (n_posts, K) of new posts with the topics fixed: the variational E-step of Blei et al. 2003.
 
     gamma_dz = alpha + e_dz sum_w n_dw phi_zw / sum_z' e_dz' phi_z'w, e_dz = exp(E[log theta_dz]),
@@ -121,10 +139,10 @@ def infer_topics(X: sp.csr_matrix, phi: np.ndarray, alpha: float, iterations: in
     """
     X = sp.csr_matrix(X)
     rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    phi_t = phi.T                                                           # (n_words, K)
+    phi_t = phi.T  # (n_words, K)
     gamma = np.full((X.shape[0], phi.shape[0]), alpha) + np.asarray(X.sum(axis=1)) / phi.shape[0]
     for _ in range(iterations):
-        e = np.exp(psi(gamma) - psi(gamma.sum(axis=1, keepdims=True)))     # (n, K)
+        e = np.exp(psi(gamma) - psi(gamma.sum(axis=1, keepdims=True)))  # (n, K)
         norm = np.einsum("ik,ik->i", e[rows], phi_t[X.indices]) + 1e-100  # (nnz,)
         weighted = sp.csr_matrix((X.data / norm, X.indices, X.indptr), shape=X.shape)
         new = alpha + e * (weighted @ phi_t)
@@ -150,11 +168,12 @@ class LDA(Recommender):
         self.vocab_, X, Y = training_matrices(docs, self.label_ids(tags), len(self.labels_), cfg.min_count)
         Y = Y * cfg.hashtag_weight
         phi = sample_topics(sp.hstack([X, Y], format="csr"), cfg.topics, cfg.alpha, cfg.eta, cfg.sweeps, cfg.seed)
-        self.phi_words_, self.phi_tags_ = phi[:, :X.shape[1]], phi[:, X.shape[1]:]
+        self.phi_words_, self.phi_tags_ = phi[:, : X.shape[1]], phi[:, X.shape[1] :]
 
     def _scores(self, docs: Docs) -> np.ndarray:
-        theta = infer_topics(count_matrix(docs, self.vocab_), self.phi_words_, self.config.alpha,
-                             self.config.iterations)
+        theta = infer_topics(
+            count_matrix(docs, self.vocab_), self.phi_words_, self.config.alpha, self.config.iterations
+        )
         return break_ties_by_popularity(theta @ self.phi_tags_, self.label_counts_)
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -3,6 +3,7 @@
 Hashtags are the classes and the post's words the features; a post with several hashtags
 counts toward each of them (one training pair per hashtag, as for the paper's CNN loss).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -112,9 +113,13 @@ class NaiveBayes(Recommender):
     def _scores(self, docs: Docs) -> np.ndarray:
         X = count_matrix(docs, self.vocab_)
         length = np.asarray(X.sum(axis=1))  # (n, 1) known tokens per post
-        joint = ((X @ self.log_boost_t_).toarray() + (X @ self.correction_t_).toarray()
-                 + length * np.log(self.config.alpha) - length * self.log_norm_[None, :]
-                 + self.log_prior_[None, :])  # (n, n_labels)
+        joint = (
+            (X @ self.log_boost_t_).toarray()
+            + (X @ self.correction_t_).toarray()
+            + length * np.log(self.config.alpha)
+            - length * self.log_norm_[None, :]
+            + self.log_prior_[None, :]
+        )  # (n, n_labels)
         return joint - logsumexp(joint, axis=1, keepdims=True)
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -3,6 +3,7 @@
 Built for a stream of dated posts that it learns from as they arrive (`update`), and scores as of a
 moment (`recommend(..., at=, user=)`): docs/results/stream.md measures it on the reference stream.
 """
+
 from __future__ import annotations
 
 from collections import deque

@@ -38,6 +38,7 @@ Where we depart from the source papers, and why
 - Tokens are sorted by id inside each post: the models are bags of words, and sorting lets the
   samplers count repeated words in O(1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,38 +61,42 @@ class TopicalConfig:
     """Hyperparameters both models share. The paper gives none: common defaults, tuned only where
     docs/results/translation.md says (on the bundled sample's dev posts)."""
 
-    n_topics: int = 50        # K; sample dev F1@1 equal for 20 and 50 (TopicWA), 10 and 50 (TTM)
-    alpha: float = 1.0        # Dirichlet prior on topics (50/K, Griffiths & Steyvers)
-    beta: float = 0.01        # Dirichlet prior on topic-word distributions
-    gamma: float = 1.0        # back-off strength of P(h|w,z) towards P0(h|w)
-    gamma0: float = 0.1       # back-off strength of P0(h|w) towards p(h); per model, see subclasses
-    iterations: int = 150     # Gibbs sweeps over the training posts
-    burn_in: int = 100        # sweeps before counts are averaged (TTM) / topics used (TopicWA)
-    min_count: int = 2        # words seen fewer times are dropped
-    max_hashtags: int = 10    # hashtags per training post used (the first ones); 99% have <= 8
-    idf: bool = True          # P(w|d) also weighted by idf(w) (as Liu et al.'s IBM1), see docs/results
+    n_topics: int = 50  # K; sample dev F1@1 equal for 20 and 50 (TopicWA), 10 and 50 (TTM)
+    alpha: float = 1.0  # Dirichlet prior on topics (50/K, Griffiths & Steyvers)
+    beta: float = 0.01  # Dirichlet prior on topic-word distributions
+    gamma: float = 1.0  # back-off strength of P(h|w,z) towards P0(h|w)
+    gamma0: float = 0.1  # back-off strength of P0(h|w) towards p(h); per model, see subclasses
+    iterations: int = 150  # Gibbs sweeps over the training posts
+    burn_in: int = 100  # sweeps before counts are averaged (TTM) / topics used (TopicWA)
+    min_count: int = 2  # words seen fewer times are dropped
+    max_hashtags: int = 10  # hashtags per training post used (the first ones); 99% have <= 8
+    idf: bool = True  # P(w|d) also weighted by idf(w) (as Liu et al.'s IBM1), see docs/results
     seed: int = 0
 
     def __post_init__(self) -> None:
         check(self.n_topics >= 1, f"n_topics must be >= 1, got {self.n_topics}")
         for name in ("alpha", "beta", "gamma", "gamma0"):
             check(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
-        check(0 <= self.burn_in < self.iterations,
-              f"need 0 <= burn_in < iterations, got burn_in={self.burn_in}, iterations={self.iterations}")
+        check(
+            0 <= self.burn_in < self.iterations,
+            f"need 0 <= burn_in < iterations, got burn_in={self.burn_in}, iterations={self.iterations}",
+        )
         check(self.min_count >= 1 and self.max_hashtags >= 1, "min_count and max_hashtags must be >= 1")
 
 
 @dataclass(frozen=True)
 class TopicWAConfig(TopicalConfig):
-    gamma0: float = 0.1              # best of 0.01/0.1/1 on the sample's dev posts
-    em_iterations: int = 1           # IBM1 EM rounds; more overfit rare words (10: -0.009 F1@1 on sample dev)
-    infer_iterations: int = 30       # fold-in Gibbs sweeps for a test post's topics
+    gamma0: float = 0.1  # best of 0.01/0.1/1 on the sample's dev posts
+    em_iterations: int = 1  # IBM1 EM rounds; more overfit rare words (10: -0.009 F1@1 on sample dev)
+    infer_iterations: int = 30  # fold-in Gibbs sweeps for a test post's topics
     topic_weight: Literal["doc", "word"] = "word"  # P(z|d) of the post, or P(z|w,d) per token
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.em_iterations >= 0 and self.infer_iterations >= 2,
-              "em_iterations must be >= 0 (0: co-occurrence counts) and infer_iterations >= 2")
+        check(
+            self.em_iterations >= 0 and self.infer_iterations >= 2,
+            "em_iterations must be >= 0 (0: co-occurrence counts) and infer_iterations >= 2",
+        )
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class TTMConfig(TopicalConfig):
     gamma0: float = 1.0  # best of 0.1/1/5/20 on the sample's dev: smaller makes rarely aligned words sticky
     iterations: int = 100  # a sweep costs ~2x an LDA sweep; one topic per post mixes fast
     burn_in: int = 60
-    delta: float = 1.0   # Beta prior on the background/topic switch
+    delta: float = 1.0  # Beta prior on the background/topic switch
     # Ding et al.: a hashtag translates one of the post's *topical* words; "all" lets it align
     # to any word (the switch then only shapes the topics and P(w|d)); measured in docs/results
     align_to: Literal["topical", "all"] = "topical"
@@ -117,11 +122,11 @@ class TTMConfig(TopicalConfig):
 class Corpus:
     """Posts as flat int32 word ids (sorted inside each post) with offsets; ids are `Vocab` ids."""
 
-    words: np.ndarray   # (n_tokens,) int32
-    ptr: np.ndarray     # (n_docs + 1,) int64; post d is words[ptr[d]:ptr[d+1]]
+    words: np.ndarray  # (n_tokens,) int32
+    ptr: np.ndarray  # (n_docs + 1,) int64; post d is words[ptr[d]:ptr[d+1]]
 
     @classmethod
-    def encode(cls, docs: Docs, vocab: Vocab) -> "Corpus":
+    def encode(cls, docs: Docs, vocab: Vocab) -> Corpus:
         ids = [sorted(i for i in vocab.encode(d) if i > 1) for d in docs]  # drop <pad>, <unk>
         ptr = np.zeros(len(ids) + 1, dtype=np.int64)
         ptr[1:] = np.cumsum([len(d) for d in ids])
@@ -152,7 +157,7 @@ class Alignments:
     pair_h: np.ndarray
 
     @classmethod
-    def build(cls, corpus: Corpus, label_ids: list[list[int]], n_labels: int, max_hashtags: int) -> "Alignments":
+    def build(cls, corpus: Corpus, label_ids: list[list[int]], n_labels: int, max_hashtags: int) -> Alignments:
         lengths = np.diff(corpus.ptr)
         per_doc = [ids[:max_hashtags] if n else [] for ids, n in zip(label_ids, lengths)]
         tag_doc = np.repeat(np.arange(len(per_doc)), [len(t) for t in per_doc]).astype(np.int64)
@@ -166,8 +171,16 @@ class Alignments:
         pos = corpus.ptr[tag_doc[owner]] + np.arange(tag_ptr[-1]) - tag_ptr[owner]
         key = corpus.words[pos].astype(np.int64) * n_labels + tag_h[owner]
         uniq, pair = np.unique(key, return_inverse=True)
-        return cls(tag_doc, tag_h, doc_tag_ptr, tag_ptr, pos, pair.astype(np.int64),
-                   (uniq // n_labels).astype(np.int64), (uniq % n_labels).astype(np.int64))
+        return cls(
+            tag_doc,
+            tag_h,
+            doc_tag_ptr,
+            tag_ptr,
+            pos,
+            pair.astype(np.int64),
+            (uniq // n_labels).astype(np.int64),
+            (uniq % n_labels).astype(np.int64),
+        )
 
 
 # ---------------------------------------------------------------------------- numba kernels
@@ -179,8 +192,7 @@ def _seed(seed: int) -> None:
 
 
 @numba.njit(cache=True, inline="always")
-def _translate(c_zwh: float, c_zw: float, c_wh: float, c_w: float, p_h: float,
-               gamma: float, gamma0: float) -> float:
+def _translate(c_zwh: float, c_zw: float, c_wh: float, c_w: float, p_h: float, gamma: float, gamma0: float) -> float:
     """P(h | w, z) with the hierarchical back-off of the module docstring."""
     p0 = (c_wh + gamma0 * p_h) / (c_w + gamma0)
     return (c_zwh + gamma * p0) / (c_zw + gamma)
@@ -261,9 +273,38 @@ def _count_alignment(pr, w, z, c_pk, c_wk, c_p, c_w, step):
 
 
 @numba.njit(cache=True)
-def _ttm_sweep(words, ptr, doc_tag_ptr, tag_h, tag_ptr, cand_pos, cand_pair, pair_w, p_h,
-               zd, y, a, n_aligned, mk, nwk, nk, nbw, nb, ny, c_pk, c_wk, c_p, c_w, expected,
-               alpha, beta, gamma, gamma0, delta, topical_only):
+def _ttm_sweep(
+    words,
+    ptr,
+    doc_tag_ptr,
+    tag_h,
+    tag_ptr,
+    cand_pos,
+    cand_pair,
+    pair_w,
+    p_h,
+    zd,
+    y,
+    a,
+    n_aligned,
+    mk,
+    nwk,
+    nk,
+    nbw,
+    nb,
+    ny,
+    c_pk,
+    c_wk,
+    c_p,
+    c_w,
+    expected,
+    alpha,
+    beta,
+    gamma,
+    gamma0,
+    delta,
+    topical_only,
+):
     """One collapsed Gibbs sweep of TTM: per post, its topic z_d, then each word's switch y, then
     each hashtag's alignment a (an index into the candidate arrays).
 
@@ -321,8 +362,9 @@ def _ttm_sweep(words, ptr, doc_tag_ptr, tag_h, tag_ptr, cand_pos, cand_pair, pai
                 if pair_w[cand_pair[a[m2]]] == w:
                     same_w += 1
             for k in range(K):
-                logp[k] += np.log(_translate(c_pk[pr, k], c_wk[w, k] + same_w, c_p[pr], c_w[w] + same_w,
-                                             p_h[tag_h[m]], gamma, gamma0))
+                logp[k] += np.log(
+                    _translate(c_pk[pr, k], c_wk[w, k] + same_w, c_p[pr], c_w[w] + same_w, p_h[tag_h[m]], gamma, gamma0)
+                )
         top = logp.max()
         for k in range(K):
             logp[k] = np.exp(logp[k] - top)
@@ -375,8 +417,11 @@ def _ttm_sweep(words, ptr, doc_tag_ptr, tag_h, tag_ptr, cand_pos, cand_pair, pai
                 c = tag_ptr[m] + j
                 pr = cand_pair[c]
                 w = pair_w[pr]
-                p[j] = 0.0 if (topical_only and y[cand_pos[c]] == 0) else _translate(
-                    c_pk[pr, z], c_wk[w, z], c_p[pr], c_w[w], p_h[tag_h[m]], gamma, gamma0)
+                p[j] = (
+                    0.0
+                    if (topical_only and y[cand_pos[c]] == 0)
+                    else _translate(c_pk[pr, z], c_wk[w, z], c_p[pr], c_w[w], p_h[tag_h[m]], gamma, gamma0)
+                )
                 total += p[j]
             if collect:
                 for j in range(n):
@@ -406,19 +451,31 @@ class TranslationTable:
     prior: np.ndarray
 
     @classmethod
-    def from_counts(cls, z: np.ndarray, pair: np.ndarray, counts: np.ndarray, pair_w: np.ndarray,
-                    pair_h: np.ndarray, shape: tuple[int, int, int], prior: np.ndarray,
-                    gamma: float, gamma0: float) -> "TranslationTable":
+    def from_counts(
+        cls,
+        z: np.ndarray,
+        pair: np.ndarray,
+        counts: np.ndarray,
+        pair_w: np.ndarray,
+        pair_h: np.ndarray,
+        shape: tuple[int, int, int],
+        prior: np.ndarray,
+        gamma: float,
+        gamma0: float,
+    ) -> TranslationTable:
         """From expected counts c(z, pair) given as parallel arrays (duplicates are summed)."""
         K, V, H = shape
         w, h = pair_w[pair], pair_h[pair]
         c_zw = np.bincount(z * V + w, counts, minlength=K * V).reshape(K, V)
         c_w = np.bincount(w, counts, minlength=V)
         # float32 values, int32 indices: the topic table has millions of cells on 100k posts
-        topic = sp.csr_matrix(((counts / (c_zw[z, w] + gamma)).astype(np.float32),
-                               ((z * V + w).astype(np.int32), h.astype(np.int32))), shape=(K * V, H))
-        free = sp.csr_matrix(((counts / (c_w[w] + gamma0)).astype(np.float32),
-                              (w.astype(np.int32), h.astype(np.int32))), shape=(V, H))
+        topic = sp.csr_matrix(
+            ((counts / (c_zw[z, w] + gamma)).astype(np.float32), ((z * V + w).astype(np.int32), h.astype(np.int32))),
+            shape=(K * V, H),
+        )
+        free = sp.csr_matrix(
+            ((counts / (c_w[w] + gamma0)).astype(np.float32), (w.astype(np.int32), h.astype(np.int32))), shape=(V, H)
+        )
         return cls(topic, gamma / (c_zw + gamma), free, gamma0 / (c_w + gamma0), prior)
 
     def scores(self, corpus: Corpus, word_weight: np.ndarray, topic_prob: np.ndarray) -> np.ndarray:
@@ -429,11 +486,11 @@ class TranslationTable:
         K, V = self.backoff_zw.shape
         n_docs = len(corpus.ptr) - 1
         doc = corpus.doc_of_token()
-        a = word_weight[:, None] * topic_prob                                   # (n_tok, K)
+        a = word_weight[:, None] * topic_prob  # (n_tok, K)
         rows = np.repeat(doc, K)
         cols = (np.arange(K)[None, :] * V + corpus.words[:, None]).ravel()
         A = sp.csr_matrix((a.ravel(), (rows, cols)), shape=(n_docs, K * V))
-        b = (a * self.backoff_zw[:, corpus.words].T).sum(axis=1)               # (n_tok,) mass backed off
+        b = (a * self.backoff_zw[:, corpus.words].T).sum(axis=1)  # (n_tok,) mass backed off
         B = sp.csr_matrix((b, (doc, corpus.words)), shape=(n_docs, V))
         out = np.asarray((A @ self.topic + B @ self.free).todense())
         rest = np.bincount(doc, b * self.backoff_w[corpus.words], minlength=n_docs)
@@ -442,12 +499,20 @@ class TranslationTable:
 
     def arrays(self) -> dict[str, np.ndarray]:
         t, f = self.topic.tocoo(), self.free.tocoo()
-        return {"topic_row": t.row, "topic_col": t.col, "topic_val": t.data, "backoff_zw": self.backoff_zw,
-                "free_row": f.row, "free_col": f.col, "free_val": f.data, "backoff_w": self.backoff_w,
-                "prior": self.prior}
+        return {
+            "topic_row": t.row,
+            "topic_col": t.col,
+            "topic_val": t.data,
+            "backoff_zw": self.backoff_zw,
+            "free_row": f.row,
+            "free_col": f.col,
+            "free_val": f.data,
+            "backoff_w": self.backoff_w,
+            "prior": self.prior,
+        }
 
     @classmethod
-    def from_arrays(cls, arr: dict[str, np.ndarray]) -> "TranslationTable":
+    def from_arrays(cls, arr: dict[str, np.ndarray]) -> TranslationTable:
         K, V = arr["backoff_zw"].shape
         H = len(arr["prior"])
         topic = sp.csr_matrix((arr["topic_val"], (arr["topic_row"], arr["topic_col"])), shape=(K * V, H))
@@ -475,14 +540,24 @@ class TopicalTranslation(Recommender):
         self.prior_ = self.label_counts_ / self.label_counts_.sum()
         align = Alignments.build(corpus, self.label_ids(tags), len(self.labels_), c.max_hashtags)
         n_docs = len(corpus.ptr) - 1
-        df = np.bincount(np.unique(corpus.doc_of_token() * len(self.vocab_) + corpus.words) % len(self.vocab_),
-                         minlength=len(self.vocab_))
+        df = np.bincount(
+            np.unique(corpus.doc_of_token() * len(self.vocab_) + corpus.words) % len(self.vocab_),
+            minlength=len(self.vocab_),
+        )
         self.idf_ = np.log((1 + n_docs) / (1 + df)) + 1  # smoothed idf, never 0
         _seed(c.seed)
         z, pair, counts = self._train(corpus, align)
         self.table_ = TranslationTable.from_counts(
-            z, pair, counts, align.pair_w, align.pair_h, (c.n_topics, len(self.vocab_), len(self.labels_)),
-            self.prior_, c.gamma, c.gamma0)
+            z,
+            pair,
+            counts,
+            align.pair_w,
+            align.pair_h,
+            (c.n_topics, len(self.vocab_), len(self.labels_)),
+            self.prior_,
+            c.gamma,
+            c.gamma0,
+        )
 
     def _train(self, corpus: Corpus, align: Alignments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -544,8 +619,21 @@ class TopicWA(TopicalTranslation):
             c_zw = np.bincount(z_of * V + w_of, post, minlength=K * V).reshape(K, V)
             c_p = np.bincount(align.pair, post, minlength=len(align.pair_w))
             c_w = np.bincount(w_of, post, minlength=V)
-            post = _ibm1_estep(align.tag_ptr, align.tag_h, align.pair, z_of, w_of, c_key, key, c_zw,
-                               c_p, c_w, self.prior_, c.gamma, c.gamma0)
+            post = _ibm1_estep(
+                align.tag_ptr,
+                align.tag_h,
+                align.pair,
+                z_of,
+                w_of,
+                c_key,
+                key,
+                c_zw,
+                c_p,
+                c_w,
+                self.prior_,
+                c.gamma,
+                c.gamma0,
+            )
         return z_of, align.pair, post
 
     def _token_topics(self, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
@@ -586,8 +674,8 @@ class TTM(TopicalTranslation):
     def _token_topics(self, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
         """P(z | d) ∝ theta_z prod_i (pi phi_z(w_i) + (1 - pi) phi_B(w_i)); P(w|d) by topicality."""
         pi = float(self.pi_[0])
-        topical = pi * self.phi_[:, corpus.words].T.astype(np.float64)         # (n_tok, K)
-        background = (1 - pi) * self.phi_b_[corpus.words].astype(np.float64)   # (n_tok,)
+        topical = pi * self.phi_[:, corpus.words].T.astype(np.float64)  # (n_tok, K)
+        background = (1 - pi) * self.phi_b_[corpus.words].astype(np.float64)  # (n_tok,)
         doc = corpus.doc_of_token()
         n_docs = len(corpus.ptr) - 1
         log_post = np.tile(self.log_theta_, (n_docs, 1))
@@ -622,8 +710,9 @@ def lda_gibbs(corpus: Corpus, K: int, V: int, c: TopicalConfig) -> dict[str, np.
     return {"z": z, "ndk": ndk, "nwk": nwk, "nk": nk, "phi": (phi_sum / (c.iterations - c.burn_in)).T}
 
 
-def ttm_gibbs(corpus: Corpus, align: Alignments, prior: np.ndarray, V: int,
-              c: TTMConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def ttm_gibbs(
+    corpus: Corpus, align: Alignments, prior: np.ndarray, V: int, c: TTMConfig
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Collapsed Gibbs TTM from random topics and alignments (every word topical at the start).
 
     Returns the final state (assignments `zd`, `y`, `a` and all counts) and the mean of the
@@ -639,11 +728,38 @@ def ttm_gibbs(corpus: Corpus, align: Alignments, prior: np.ndarray, V: int,
     expected = np.zeros(s["c_pk"].shape, dtype=np.float32)  # (pairs, K), the big one: float32
     skip = np.zeros((1, 1), dtype=np.float32)
     for it in range(c.iterations):
-        _ttm_sweep(corpus.words, corpus.ptr, align.doc_tag_ptr, align.tag_h, align.tag_ptr, align.pos,
-                   align.pair, align.pair_w, prior, s["zd"], s["y"], s["a"], s["n_aligned"],
-                   s["mk"], s["nwk"], s["nk"], s["nbw"], s["nb"], s["ny"], s["c_pk"], s["c_wk"],
-                   s["c_p"], s["c_w"], expected if it >= c.burn_in else skip,
-                   c.alpha, c.beta, c.gamma, c.gamma0, c.delta, c.align_to == "topical")
+        _ttm_sweep(
+            corpus.words,
+            corpus.ptr,
+            align.doc_tag_ptr,
+            align.tag_h,
+            align.tag_ptr,
+            align.pos,
+            align.pair,
+            align.pair_w,
+            prior,
+            s["zd"],
+            s["y"],
+            s["a"],
+            s["n_aligned"],
+            s["mk"],
+            s["nwk"],
+            s["nk"],
+            s["nbw"],
+            s["nb"],
+            s["ny"],
+            s["c_pk"],
+            s["c_wk"],
+            s["c_p"],
+            s["c_w"],
+            expected if it >= c.burn_in else skip,
+            c.alpha,
+            c.beta,
+            c.gamma,
+            c.gamma0,
+            c.delta,
+            c.align_to == "topical",
+        )
         if it >= c.burn_in:
             for n, acc in sums.items():
                 acc += s[n]
@@ -656,8 +772,9 @@ def _add_at(counts: np.ndarray, index: tuple[np.ndarray, ...]) -> np.ndarray:
     return counts
 
 
-def _ttm_counts(corpus: Corpus, align: Alignments, zd: np.ndarray, y: np.ndarray, a: np.ndarray,
-                K: int, V: int) -> dict[str, np.ndarray]:
+def _ttm_counts(
+    corpus: Corpus, align: Alignments, zd: np.ndarray, y: np.ndarray, a: np.ndarray, K: int, V: int
+) -> dict[str, np.ndarray]:
     """All TTM count arrays recomputed from the assignments (used to initialise and to test)."""
     P = len(align.pair_w)
     doc = corpus.doc_of_token()

@@ -33,6 +33,7 @@ Modules: `schemas` (request and response models), `batching` (`Batcher`, the mod
 (`serve`, one process or several), `inprocess` (`running`, a background thread for tests), `live`
 (the post log's ingest, tail and trending routes: the server that learns).
 """
+
 from hashrec.server.app import create_app
 from hashrec.server.batching import Batcher
 from hashrec.server.fastpath import FastRecommend

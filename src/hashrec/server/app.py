@@ -1,4 +1,5 @@
 """The FastAPI application of the HTTP service: `create_app` and its routes."""
+
 # No `from __future__ import annotations`: FastAPI must see the per-app request classes, not their names.
 import gc
 import json
@@ -37,11 +38,21 @@ STATIC = Path(__file__).parent.with_name("static")
 log = logging.getLogger("hashrec.server")
 
 
-def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text_chars: int = 2000,
-               max_k: int = 100, max_body_bytes: int | None = None, torch_threads: int | None = None,
-               gather_ms: float = 2.0, state: str | Path | None = None, ingest_token: str | None = None,
-               window_days: float | None = None, synchronous: Synchronous = "full",
-               min_confidence: float | None = None) -> FastAPI:
+def create_app(
+    model: Recommender | str | Path,
+    *,
+    max_batch: int = 64,
+    max_text_chars: int = 2000,
+    max_k: int = 100,
+    max_body_bytes: int | None = None,
+    torch_threads: int | None = None,
+    gather_ms: float = 2.0,
+    state: str | Path | None = None,
+    ingest_token: str | None = None,
+    window_days: float | None = None,
+    synchronous: Synchronous = "full",
+    min_confidence: float | None = None,
+) -> FastAPI:
     """The FastAPI application serving `model` (a fitted Recommender or a saved model directory).
 
     With `state` (a directory), the server learns (hashrec.server.live): it replays the post log
@@ -59,8 +70,12 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     rec = api.load(model) if isinstance(model, (str, Path)) else model
     if min_confidence is not None:
         rec.check_min_confidence(min_confidence)
-    limits = Limits(max_k=max_k, max_batch=max_batch, max_text_chars=max_text_chars,
-                    max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096)
+    limits = Limits(
+        max_k=max_k,
+        max_batch=max_batch,
+        max_text_chars=max_text_chars,
+        max_body_bytes=max_body_bytes or 12 * max_text_chars * max_batch + 4096,
+    )
     RecommendRequest, BatchRequest = request_models(limits)
     batcher = Batcher(rec, torch_threads, gather_ms / 1000)
     live = None
@@ -74,10 +89,15 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     gc.collect()
     gc.freeze()
 
-    app = Served(title="hashrec", version=__version__, max_body_size=limits.max_body_bytes, docs_url=None,
-                 redoc_url=None,  # /docs below serves Swagger UI's files itself; ReDoc would need a CDN
-                 lifespan=live.learning if live else None,
-                  description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.")
+    app = Served(
+        title="hashrec",
+        version=__version__,
+        max_body_size=limits.max_body_bytes,
+        docs_url=None,
+        redoc_url=None,  # /docs below serves Swagger UI's files itself; ReDoc would need a CDN
+        lifespan=live.learning if live else None,
+        description=f"Hashtag recommendations from the `{rec.name}` model. The page is at `/`.",
+    )
 
     @app.exception_handler(HashrecError)
     def _hashrec_error(request: Request, exc: HashrecError) -> Response:
@@ -95,8 +115,9 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     def threshold(req: Any) -> float | None:
         return min_confidence if req.min_confidence is None else req.min_confidence
 
-    async def scored(texts: list[str], k: int, explain: bool = False,
-                     threshold: float | None = None) -> list[dict[str, Any]]:
+    async def scored(
+        texts: list[str], k: int, explain: bool = False, threshold: float | None = None
+    ) -> list[dict[str, Any]]:
         """The batcher's answer; a bug in the model is a 500 JSON answer, logged.
 
         Raised as an HTTPException rather than left to Starlette's last-resort handler, which
@@ -111,8 +132,13 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
             raise HTTPException(500, internal_error(exc)) from exc
 
     # exclude_unset: "triggers" only when explained, "confidence" always (null for an uncalibrated model)
-    @app.post("/recommend", response_model=Recommendation, response_model_exclude_unset=True,
-              responses=ERRORS, summary="Hashtags for one post")
+    @app.post(
+        "/recommend",
+        response_model=Recommendation,
+        response_model_exclude_unset=True,
+        responses=ERRORS,
+        summary="Hashtags for one post",
+    )
     async def recommend(req: RecommendRequest) -> Any:  # type: ignore[valid-type]
         return (await scored([req.text], req.k, req.explain, threshold(req)))[0]
 
@@ -121,8 +147,13 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
 
     app.fast_recommend = dict(request_model=RecommendRequest, answer=fast, max_body_bytes=limits.max_body_bytes)
 
-    @app.post("/recommend/batch", response_model=BatchRecommendation, response_model_exclude_unset=True,
-              responses=ERRORS, summary=f"Hashtags for up to {max_batch} posts")
+    @app.post(
+        "/recommend/batch",
+        response_model=BatchRecommendation,
+        response_model_exclude_unset=True,
+        responses=ERRORS,
+        summary=f"Hashtags for up to {max_batch} posts",
+    )
     async def recommend_batch(req: BatchRequest) -> Any:  # type: ignore[valid-type]
         return {"results": await scored(req.texts, req.k, threshold=threshold(req))}
 
@@ -130,10 +161,19 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
 
     @app.get("/model", response_model=ModelInfo, summary="What is being served")
     def model_info() -> ModelInfo:
-        return ModelInfo(name=rec.name, labels=len(rec.labels_), supports_explain=rec.supports_explain,
-                         trained_on=rec.trained_on_, metrics=rec.metrics_, config=rec.get_params(),
-                         limits=limits, calibration=calibration, min_confidence=min_confidence,
-                         hashrec_version=__version__, live=live.stats() if live else None)
+        return ModelInfo(
+            name=rec.name,
+            labels=len(rec.labels_),
+            supports_explain=rec.supports_explain,
+            trained_on=rec.trained_on_,
+            metrics=rec.metrics_,
+            config=rec.get_params(),
+            limits=limits,
+            calibration=calibration,
+            min_confidence=min_confidence,
+            hashrec_version=__version__,
+            live=live.stats() if live else None,
+        )
 
     if live is not None:
         add_routes(app, live, ingest_token, max_text_chars, max_batch)
@@ -153,9 +193,13 @@ def create_app(model: Recommender | str | Path, *, max_batch: int = 64, max_text
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         # FastAPI's default page loads Swagger UI from a CDN: blank without internet. Served from the package.
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="hashrec API",
-                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs-static/swagger-ui.css", swagger_favicon_url="/favicon.ico")
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="hashrec API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/favicon.ico",
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")

@@ -1,4 +1,5 @@
 """The model caller of the HTTP service: the posts of concurrent requests scored together, on one model thread."""
+
 import asyncio
 import contextlib
 import sys
@@ -23,7 +24,7 @@ class _Job:
 
     def cut(self, result: dict[str, Any]) -> dict[str, Any]:
         """This request's answer from a call's: its k best hashtags, those below its threshold left out."""
-        hashtags = result["hashtags"][:self.k]
+        hashtags = result["hashtags"][: self.k]
         if self.min_confidence is not None:
             hashtags = [h for h in hashtags if h["confidence"] >= self.min_confidence]
         return dict(result, hashtags=hashtags)
@@ -53,8 +54,9 @@ class Batcher:
     def __init__(self, model: Recommender, torch_threads: int | None = None, gather_s: float = 0.002) -> None:
         self.model, self.gather_s = model, gather_s
         # torch's thread count is per thread once a thread has computed: set it in the model thread
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hashrec-model", initializer=_torch_threads,
-                                          initargs=(torch_threads,))
+        self._thread = ThreadPoolExecutor(
+            1, thread_name_prefix="hashrec-model", initializer=_torch_threads, initargs=(torch_threads,)
+        )
         self._queue: list[_Job] = []
         self._draining: asyncio.Task | None = None
         self._expected = 0  # requests active around the last call: the next one waits for as many
@@ -68,13 +70,16 @@ class Batcher:
         """`fn()` on the model thread, between two model calls: the live server's learning (server.live)."""
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
-    async def recommend(self, texts: list[str], k: int, explain: bool = False,
-                        min_confidence: float | None = None) -> list[dict[str, Any]]:
+    async def recommend(
+        self, texts: list[str], k: int, explain: bool = False, min_confidence: float | None = None
+    ) -> list[dict[str, Any]]:
         """`api.recommend(model, texts, k, explain, min_confidence)`, batched with the other requests of this moment."""
         loop = asyncio.get_running_loop()
         if explain:  # rare and possibly refused (no attention): alone, so it cannot fail others
-            return await loop.run_in_executor(self._thread, partial(api.recommend, self.model, texts, k=k,
-                                                                     explain=True, min_confidence=min_confidence))
+            return await loop.run_in_executor(
+                self._thread,
+                partial(api.recommend, self.model, texts, k=k, explain=True, min_confidence=min_confidence),
+            )
         if min_confidence is not None:  # refused here (no calibration, out of range), not in the shared call
             self.model.check_min_confidence(min_confidence)
         job = _Job(texts, k, min_confidence, loop.create_future())
@@ -99,7 +104,8 @@ class Batcher:
                 texts = [t for j in jobs for t in j.texts]
                 try:
                     results = await loop.run_in_executor(
-                        self._thread, partial(api.recommend, self.model, texts, k=max(j.k for j in jobs)))
+                        self._thread, partial(api.recommend, self.model, texts, k=max(j.k for j in jobs))
+                    )
                 except Exception as exc:  # every request of the batch gets the error
                     for j in jobs:
                         if not j.answer.done():  # done: the client went away
@@ -110,7 +116,7 @@ class Batcher:
                 start = 0
                 for j in jobs:
                     if not j.answer.done():
-                        j.answer.set_result([j.cut(r) for r in results[start:start + len(j.texts)]])
+                        j.answer.set_result([j.cut(r) for r in results[start : start + len(j.texts)]])
                     start += len(j.texts)
         finally:
             self._draining = None

@@ -1,6 +1,8 @@
 """The ASGI fast path of the HTTP service: a valid `POST /recommend` answered past FastAPI's routing."""
+
 import json
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -22,22 +24,32 @@ class FastRecommend:
     answer is FastAPI's own, and the route still documents the endpoint at /docs.
     """
 
-    def __init__(self, app: ASGIApp, request_model: type[BaseModel],
-                 answer: Callable[[Any], Awaitable[dict[str, Any]]], max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        request_model: type[BaseModel],
+        answer: Callable[[Any], Awaitable[dict[str, Any]]],
+        max_body_bytes: int,
+    ) -> None:
         self.app, self.request_model, self.answer = app, request_model, answer
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/recommend" \
-                or not _answerable(scope, self.max_body_bytes):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] != "/recommend"
+            or not _answerable(scope, self.max_body_bytes)
+        ):
             return await self.app(scope, receive, _json_413(send, self.max_body_bytes))
         body = b""
         while True:
             message = await receive()
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:  # FastAPI's body-size guard answers the 413
-                return await self.app(scope, _replay(body, receive, bool(message.get("more_body"))),
-                                      _json_413(send, self.max_body_bytes))
+                return await self.app(
+                    scope, _replay(body, receive, bool(message.get("more_body"))), _json_413(send, self.max_body_bytes)
+                )
             if not message.get("more_body"):
                 break
         try:
@@ -45,8 +57,13 @@ class FastRecommend:
             out = Recommendation.model_validate(await self.answer(req)).model_dump_json(exclude_unset=True).encode()
         except Exception:  # FastAPI answers it, with its 4xx or the route's logged 500
             return await self.app(scope, _replay(body, receive), send)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(len(out)).encode()), (b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(out)).encode()), (b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": out})
 
 
@@ -70,11 +87,14 @@ def _json_413(send: Send, max_bytes: int) -> Send:
         nonlocal swapping
         if message["type"] == "http.response.start" and message["status"] == 413:
             swapping = True
-            message = {**message, "headers": [(b"content-length", str(len(body)).encode()),
-                                              (b"content-type", b"application/json")]}
+            message = {
+                **message,
+                "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")],
+            }
         elif swapping and message["type"] == "http.response.body":
             message = {**message, "body": body}
         await send(message)
+
     return sending
 
 
@@ -88,6 +108,7 @@ def _replay(body: bytes, receive: Receive, more: bool = False) -> Receive:
             return await receive()
         sent = True
         return {"type": "http.request", "body": body, "more_body": more}
+
     return again
 
 

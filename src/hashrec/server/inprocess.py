@@ -1,9 +1,10 @@
 """`running`: the HTTP service on a background thread of this process (tests, notebooks)."""
+
 import contextlib
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI

@@ -1,4 +1,5 @@
 """`serve`: the HTTP service under uvicorn, in one process or several workers that this process feeds."""
+
 import asyncio
 import itertools
 import logging
@@ -35,7 +36,10 @@ def _listener(host: str, port: int) -> socket.socket:
 
 
 class _Handed(uvicorn.Server):
-    """uvicorn serving the connections `serve` accepted and handed over `channel` (SCM_RIGHTS), no listener of its own."""
+    """uvicorn serving the connections that `serve` accepted and handed over `channel` (SCM_RIGHTS).
+
+    It has no listener of its own.
+    """
 
     def __init__(self, config: uvicorn.Config, channel: socket.socket) -> None:
         super().__init__(config)
@@ -45,8 +49,12 @@ class _Handed(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])
         # the protocol uvicorn's own listener makes (uvicorn.Server.startup)
-        self._protocol = partial(self.config.http_protocol_class, config=self.config, server_state=self.server_state,
-                                 app_state=self.lifespan.state)
+        self._protocol = partial(
+            self.config.http_protocol_class,
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
         self.channel.setblocking(False)
         asyncio.get_running_loop().add_reader(self.channel, self._take)
 
@@ -78,8 +86,15 @@ def _worker(model: str, channel: socket.socket, access_log: bool, limits: dict[s
     _Handed(uvicorn.Config(app, access_log=access_log), channel).run()
 
 
-def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          access_log: bool = True, **limits: Any) -> None:
+def serve(
+    model: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    access_log: bool = True,
+    **limits: Any,
+) -> None:
     """Run the service with uvicorn until interrupted; loopback only unless `host` says otherwise.
 
     `workers` > 1 runs that many processes, each with its own copy of the model; this process
@@ -96,8 +111,9 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
         uvicorn.run(app, host=host, port=port, access_log=access_log)
         return
     if not hasattr(socket, "send_fds"):
-        raise HashrecError("--workers above 1 hands connections over Unix sockets, which this system "
-                           "lacks; run one worker")
+        raise HashrecError(
+            "--workers above 1 hands connections over Unix sockets, which this system lacks; run one worker"
+        )
     loaded = api.load(model)  # a bad model directory fails here, with its message, not in every worker
     if limits.get("min_confidence") is not None:  # so does a threshold the model cannot apply
         loaded.check_min_confidence(limits["min_confidence"])
@@ -106,8 +122,10 @@ def serve(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, worke
     listener = _listener(host, port)  # so does a port taken by another program
     spawn = multiprocessing.get_context("spawn")
     channels = [socket.socketpair() for _ in range(workers)]
-    procs = [spawn.Process(target=_worker, args=(str(model), theirs, access_log, limits), name=f"hashrec-serve-{i}")
-             for i, (_, theirs) in enumerate(channels)]
+    procs = [
+        spawn.Process(target=_worker, args=(str(model), theirs, access_log, limits), name=f"hashrec-serve-{i}")
+        for i, (_, theirs) in enumerate(channels)
+    ]
     stopping = False
 
     def stop(*_: Any) -> None:
@@ -150,7 +168,9 @@ def _hand_out(listener: socket.socket, channels: list[socket.socket], sentinels:
         except OSError:  # e.g. the client gave up before it was accepted
             continue
         with conn:  # closes this process's copy; the worker has its own once sent
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answers leave at once, as from asyncio's listeners
+            conn.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+            )  # answers leave at once, as from asyncio's listeners
             try:
                 socket.send_fds(channels[turn % len(channels)], [b"c"], [conn.fileno()])
             except OSError:  # the worker is gone: wait() reports its sentinel next
