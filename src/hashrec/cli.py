@@ -278,6 +278,17 @@ def _path(value: str) -> Path:
     return Path(value)
 
 
+def _threads(value: str) -> int:
+    """A thread count: a whole number of at least 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: threads must be a whole number of at least 1")
+    return n
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows an option's default, except where it has none (required options, unset ones)."""
 
@@ -576,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default="acnn", choices=["acnn", "cnn", "attention"], help="the ACNN or one of its ablations"
     )
     bn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
-    bn.add_argument("--threads", type=int, default=2, help="torch, fastText and tokenizer pool threads")
+    bn.add_argument("--threads", type=_threads, default=2, help="torch, fastText and tokenizer pool threads")
     bn.add_argument(
         "--train-budget", type=float, help="seconds of model fit before it is stopped (default 480, quick 30)"
     )
@@ -638,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--n-train", type=int, help="train on the first N training posts only (default: all)")
     ex.add_argument("--n-dev", type=int, help="early-stop on the first N dev posts only (default: all)")
-    ex.add_argument("--threads", type=int, help="torch threads (default: torch's choice, the cores)")
+    ex.add_argument("--threads", type=_threads, help="torch threads (default: torch's choice, the cores)")
     ex.add_argument("--save-models", action="store_true", help="keep each trained model in OUT/models/")
     ex.set_defaults(func=_cmd_experiment)
     return p

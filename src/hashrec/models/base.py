@@ -172,10 +172,7 @@ class Recommender:
         self.labels_ = sorted(counts, key=lambda t: -counts[t])  # stable: ties keep first appearance
         self.label_index_ = {t: i for i, t in enumerate(self.labels_)}
         self.label_counts_ = np.array([counts[t] for t in self.labels_], dtype=np.int64)
-        dev_set = None
-        if dev:
-            dev = check_posts(dev, f"{self.name}.fit(dev)")
-            dev_set = Dev(tokenize_many([p.text for p in dev]), [p.hashtags for p in dev])
+        dev_set = self._dev_set(dev)
         self._fit(docs, tags, dev_set)
         self._calibrate(dev_set)
         self.trained_on_ = {
@@ -329,6 +326,13 @@ class Recommender:
                 "split, or saved before hashrec calibrated models), so min_confidence cannot apply; "
                 "retrain it with a dev split, or leave min_confidence out"
             )
+
+    def _dev_set(self, dev: Sequence[Post] | None) -> Dev | None:
+        """Held-out posts, tokenised, or None without any."""
+        if not dev:
+            return None
+        dev = check_posts(dev, f"{self.name}.fit(dev)")
+        return Dev(tokenize_many([p.text for p in dev]), [p.hashtags for p in dev])
 
     def _calibrate(self, dev: Dev | None) -> None:
         """Fit `calibration_` on held-out posts: their gold hashtags against the model's top `RANKS`."""

@@ -61,10 +61,11 @@ class StreamKNN(KNN):
 
     def fit(self, train: Sequence[Post], dev: Sequence[Post] | None = None) -> StreamKNN:
         train = list(train)
-        super().fit(train, dev)
+        super().fit(train)  # without dev: calibration needs the hashtag history remembered below
         self.history_: dict[str, list[tuple[int, float]]] = {}
         self.recent_: deque[tuple[int, float]] = deque(maxlen=self.config.window)
         self._remember([p for p in train if isinstance(p, Post) and p.hashtags])
+        self._calibrate(self._dev_set(dev))
         return self
 
     def _update(self, docs: Docs, tags: Tags, posts: list[Post]) -> None:
