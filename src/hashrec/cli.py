@@ -485,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load MODEL, learn from the posts of DATA (in the file's order; .jsonl/.csv/"
         ".txt, optionally .gz, with optional time and user fields) and save the result to OUT "
         "atomically (OUT may be MODEL itself: a crash leaves the old model). Only models that "
-        "learn online can: popularity, nb, knn, hknn, boost.",
+        "learn online can: popularity, nb, knn, hknn, stream.",
     )
     up.add_argument("--model", type=_path, required=True, help="model directory")
     source = up.add_mutually_exclusive_group(required=True)

@@ -194,9 +194,12 @@ class Recommender:
         if not self.learns_online:
             raise ConfigError(
                 f"{self.name} is static: it cannot learn after fit; refit it on all posts "
-                "(hashrec train), or pick a model that learns online (popularity, nb, knn, hknn, boost)"
+                "(hashrec train), or pick a model that learns online (popularity, nb, knn, hknn, stream)"
             )
-        posts = [p for p in posts if isinstance(p, Post) and p.hashtags] if posts else []
+        for i, p in enumerate(posts or []):
+            if not isinstance(p, Post):
+                raise DataError(f"{self.name}.update: item {i} is {type(p).__name__}, expected hashrec.data.Post")
+        posts = [p for p in posts if p.hashtags] if posts else []
         if posts:
             docs = self._tokens([p.text for p in posts])
             tags = [p.hashtags for p in posts]

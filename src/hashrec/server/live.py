@@ -125,7 +125,7 @@ class Live:
         if not model.learns_online:
             raise ConfigError(
                 f"--state: the {model.name} model cannot learn after training; serve a model that "
-                "learns online (popularity, nb, knn, hknn, boost)"
+                "learns online (popularity, nb, knn, hknn, stream)"
             )
         if window_days is not None and not (window_days > 0 and math.isfinite(window_days)):
             raise ConfigError(f"--window-days must be a positive number of days, got {window_days}")
